@@ -1,0 +1,245 @@
+/**
+ * Starts a controller: config -> store (migrations) -> core + policy index + change feed -> admin
+ * bootstrap -> edge module (PKI, enrollment) -> one HTTPS Fastify server -> listen. Closing is
+ * graceful: stop accepting, let in-flight requests finish, close the edge module, then the store.
+ */
+import { randomUUID } from 'node:crypto'
+import { PolicyIndex } from '@nullport/protocol'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { errorBody, installErrorHandling } from './api/common/errors.js'
+import { validatorCompiler } from './api/common/validation.js'
+import { managementRoutes } from './api/management/routes.js'
+import { type ControllerConfig, splitHostPort } from './config.js'
+import { ChangeFeed } from './core/change-feed.js'
+import type { ControllerContext, EdgeModule } from './core/context.js'
+import { componentLogger, createLogger } from './core/logger.js'
+import { CoreService } from './core/service.js'
+import { createEdge, registerEdgeRoutes } from './edge-routes.js'
+import { ControllerError } from './errors.js'
+import { CONTROLLER_VERSION, registerSwagger } from './openapi/index.js'
+import { openStore } from './store/db.js'
+
+export interface StartOptions {
+  config: ControllerConfig
+  /** First admin (ignored when an admin exists). */
+  admin?: { username?: string; password?: string }
+  logger?: Logger
+}
+
+export interface RunningController {
+  ctx: ControllerContext
+  app: FastifyInstance
+  /** The advertised base URL, e.g. `https://127.0.0.1:41234`. */
+  url: string
+  close(): Promise<void>
+}
+
+/** Creates the context (store, core, policy index, change feed) without a server. */
+export async function createContext(config: ControllerConfig, logger?: Logger): Promise<ControllerContext> {
+  const root = logger ?? createLogger(config.logLevel)
+  const log = (c: string) => componentLogger(root, c)
+  const store = await openStore({ database: config.database, dataDir: config.dataDir })
+  log('store').info({ database: store.describe, dialect: store.dialect }, 'store open')
+  const policy = new PolicyIndex()
+  const changes = new ChangeFeed(policy, log('change-feed'))
+  const ctx = {
+    config,
+    logger: root,
+    log,
+    store,
+    db: store.db,
+    changes,
+    policy,
+    baseUrl: config.advertise ?? `https://${config.listen}`,
+  } as ControllerContext
+  ctx.core = new CoreService({
+    config,
+    log: log('core'),
+    store,
+    policy,
+    feed: changes,
+    edge: () => ctx.edge as EdgeModule | undefined,
+  })
+  try {
+    await ctx.core.init()
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+  return ctx
+}
+
+export async function startController(o: StartOptions): Promise<RunningController> {
+  const ctx = await createContext(o.config, o.logger)
+  const log = ctx.log('server')
+  const state = { closing: false }
+  let maintenance: NodeJS.Timeout | undefined
+  let app: FastifyInstance | undefined
+  try {
+    const admin = await ctx.core.ensureAdmin(o.admin ?? {})
+    if (admin.created) ctx.log('core').info({ admin: admin.name }, 'created the first admin')
+    else if (o.admin?.username && o.admin.username !== admin.name)
+      ctx
+        .log('core')
+        .warn(
+          { admin: admin.name, ignored: o.admin.username },
+          'an admin already exists: the given admin user was not created',
+        )
+
+    ctx.edge = await createEdge(ctx)
+    app = await buildServer(ctx, state)
+    const { host, port } = splitHostPort(ctx.config.listen)
+    await app.listen({ host, port })
+    const addr = app.server.address()
+    const actualPort = typeof addr === 'object' && addr ? addr.port : port
+    const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host
+    ctx.baseUrl =
+      ctx.config.advertise ??
+      `https://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${actualPort}`
+    await ctx.edge.onListening?.(ctx.baseUrl)
+    log.info(
+      { url: ctx.baseUrl, listen: `${host}:${actualPort}`, dataDir: ctx.config.dataDir },
+      'controller listening',
+    )
+    maintenance = setInterval(() => {
+      ctx.core.maintenance().then(
+        (r) => {
+          if (r.sessions + r.changeLog > 0) ctx.log('core').debug(r, 'housekeeping')
+        },
+        (err) => ctx.log('core').warn({ err }, 'housekeeping failed'),
+      )
+    }, 10 * 60_000)
+    maintenance.unref()
+  } catch (err) {
+    await app?.close().catch(() => {})
+    await ctx.edge?.close?.()
+    await ctx.store.close()
+    throw err
+  }
+  const server = app
+  let closing: Promise<void> | undefined
+  return {
+    ctx,
+    app: server,
+    url: ctx.baseUrl,
+    close() {
+      closing ??= (async () => {
+        log.info('controller stopping')
+        state.closing = true
+        clearInterval(maintenance)
+        await ctx.edge.close?.()
+        await server.close()
+        await ctx.store.close()
+        log.info('controller stopped')
+      })()
+      return closing
+    },
+  }
+}
+
+/** The HTTPS Fastify server with every route (not listening yet). */
+export async function buildServer(
+  ctx: ControllerContext,
+  state: { closing: boolean } = { closing: false },
+): Promise<FastifyInstance> {
+  const app = Fastify({
+    https: { ...ctx.edge.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    loggerInstance: ctx.log('http'),
+    bodyLimit: ctx.config.bodyLimit,
+    genReqId: (req) => {
+      const h = req.headers['x-request-id']
+      return typeof h === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(h) ? h : randomUUID()
+    },
+    requestIdHeader: false,
+    // new requests while closing get ERR_UNAVAILABLE in our error shape (see the onRequest hook)
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    // malformed HTTP (bad headers, oversized header block) also answers in our error shape
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: import('node:net').Socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy()
+        return
+      }
+      const body = JSON.stringify(
+        errorBody(
+          'ERR_BAD_REQUEST',
+          err.code === 'HPE_HEADER_OVERFLOW'
+            ? 'the request headers are too large'
+            : 'the HTTP request is malformed',
+        ),
+      )
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      )
+    },
+  }) as unknown as FastifyInstance
+  // the APIs speak JSON only: text/plain bodies are 415, not strings that fail validation
+  app.removeContentTypeParser('text/plain')
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data))
+  // A request that declares a body must deliver all of it within requestTimeout, or its
+  // connection is dropped: a slow sender cannot hold a connection and a body buffer forever,
+  // before authentication too. (Node's own requestTimeout does not cover a body that never
+  // arrives.) Requests without a body, such as the SSE streams' GETs, are not affected.
+  app.addHook('onRequest', async (req) => {
+    const h = req.headers
+    const declared =
+      (h['content-length'] !== undefined && h['content-length'] !== '0') ||
+      h['transfer-encoding'] !== undefined
+    if (!declared) return
+    const raw = req.raw
+    const timer = setTimeout(() => {
+      ctx
+        .log('http')
+        .warn(
+          { reqId: req.id, timeoutMs: ctx.config.requestTimeoutMs },
+          'request body not received in time: connection dropped',
+        )
+      raw.socket?.destroy()
+    }, ctx.config.requestTimeoutMs)
+    timer.unref()
+    const clear = (): void => clearTimeout(timer)
+    raw.once('end', clear)
+    raw.once('close', clear)
+  })
+  app.addHook('onRequest', async (_req, reply) => {
+    if (state.closing) {
+      reply.header('connection', 'close')
+      throw new ControllerError('ERR_UNAVAILABLE')
+    }
+  })
+  app.addHook('onSend', async (req, reply, payload) => {
+    reply.header('x-request-id', String(req.id))
+    return payload
+  })
+  installErrorHandling(app, ctx.config.bodyLimit)
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({
+    data: { status: 'ok', version: CONTROLLER_VERSION, changeVersion: ctx.changes.version },
+  }))
+
+  // management API + its OpenAPI document
+  await app.register(async (m) => {
+    await registerSwagger(m, {
+      title: 'Nullport management API',
+      description:
+        'Admins: identities, services, configs, policies, edge routers. Errors: docs/api-errors.md',
+    })
+    await m.register(managementRoutes, { prefix: '/edge/management/v1', ctx })
+    m.get('/openapi/management.json', { schema: { hide: true } }, async () => m.swagger())
+  })
+  // edge module (client API, enrollment, fabric) + the client OpenAPI document
+  await app.register(async (c) => {
+    await registerSwagger(c, {
+      title: 'Nullport client API',
+      description: 'SDKs and routers: enrollment, client API (mTLS), well-known endpoints',
+      include: (url) => !url.startsWith('/fabric/') || url === '/fabric/v1/enroll',
+    })
+    await registerEdgeRoutes(c, ctx)
+    c.get('/openapi/client.json', { schema: { hide: true } }, async () => c.swagger())
+  })
+  app.server.maxConnections = ctx.config.maxConnections
+  return app
+}

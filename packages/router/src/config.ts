@@ -1,0 +1,167 @@
+/**
+ * Router configuration: the JSON file `nullport router run --config FILE` reads, and address
+ * parsing shared with `startRouter()`. Validation is strict: unknown fields and malformed
+ * addresses are refused with a message naming the field.
+ */
+import { readFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { RouterError } from './errors.js'
+
+/** The router config file. */
+export interface RouterConfig {
+  /** Path of the router identity file (written by `nullport router enroll`), relative to the config file. */
+  identityFile: string
+  /** `HOST:PORT` the TLS listener binds (port 0: chosen by the OS). */
+  listen: string
+  /**
+   * `HOST[:PORT]` SDKs and other routers connect to. Without a port (or with port 0) the
+   * listener's actual port is advertised.
+   */
+  advertise: string
+  /** Optional `HOST:PORT` of a Prometheus metrics endpoint (`GET /metrics`, plain HTTP). */
+  metricsListen?: string
+  /** pino level. Default `info`. */
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+}
+
+export interface HostPort {
+  host: string
+  /** 0 when absent and allowed to be. */
+  port: number
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/
+const MAX_CONFIG_BYTES = 64 * 1024
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+function configError(field: string, why: string, source: string): RouterError {
+  return new RouterError('ERR_ROUTER_CONFIG', `router config ${source}: "${field}" ${why}`, { field, source })
+}
+
+/**
+ * Parses `HOST:PORT`, `[IPv6]:PORT`, or (with `portOptional`) a bare `HOST` / `[IPv6]`.
+ * HOST is an IPv4/IPv6 address or a DNS name. Throws ERR_ROUTER_CONFIG naming `field`.
+ */
+export function parseHostPort(
+  value: unknown,
+  field: string,
+  opts: { portOptional?: boolean; allowPortZero?: boolean; source?: string } = {},
+): HostPort {
+  const source = opts.source ?? '<options>'
+  if (typeof value !== 'string' || value.length === 0 || value.length > 300) {
+    throw configError(field, 'must be a non-empty string HOST:PORT', source)
+  }
+  let host: string
+  let portText: string | undefined
+  if (value.startsWith('[')) {
+    const end = value.indexOf(']')
+    if (end < 0) throw configError(field, `has an unterminated IPv6 bracket: "${value}"`, source)
+    host = value.slice(1, end)
+    const rest = value.slice(end + 1)
+    if (rest !== '') {
+      if (!rest.startsWith(':')) throw configError(field, `must be [IPv6]:PORT, got "${value}"`, source)
+      portText = rest.slice(1)
+    }
+    if (isIP(host) !== 6) throw configError(field, `holds "${host}", which is not an IPv6 address`, source)
+  } else {
+    const i = value.lastIndexOf(':')
+    if (i >= 0) {
+      if (value.indexOf(':') !== i)
+        throw configError(field, `holds an IPv6 address without brackets: write [${value}]`, source)
+      host = value.slice(0, i)
+      portText = value.slice(i + 1)
+    } else {
+      host = value
+    }
+    if (isIP(host) === 0 && !HOSTNAME.test(host)) {
+      throw configError(field, `holds "${host}", which is neither an IP address nor a host name`, source)
+    }
+  }
+  let port = 0
+  if (portText === undefined) {
+    if (!opts.portOptional) throw configError(field, `needs a port: HOST:PORT, got "${value}"`, source)
+  } else {
+    if (!/^[0-9]{1,5}$/.test(portText))
+      throw configError(field, `has an invalid port "${portText}" (0-65535)`, source)
+    port = Number(portText)
+    if (port > 65535) throw configError(field, `has an invalid port ${port} (0-65535)`, source)
+    if (port === 0 && !opts.allowPortZero) throw configError(field, 'may not use port 0 here', source)
+  }
+  return { host, port }
+}
+
+/** `host:port` with brackets around IPv6 addresses. */
+export function formatHostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/**
+ * Validates a parsed config object. Relative `identityFile` paths are resolved against
+ * `baseDir`. Throws ERR_ROUTER_CONFIG naming the field.
+ */
+export function validateRouterConfig(
+  value: unknown,
+  opts: { source?: string; baseDir?: string } = {},
+): RouterConfig {
+  const source = opts.source ?? '<memory>'
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RouterError('ERR_ROUTER_CONFIG', `router config ${source} must be a JSON object`, { source })
+  }
+  const v = value as Record<string, unknown>
+  const allowed = new Set(['identityFile', 'listen', 'advertise', 'metricsListen', 'logLevel'])
+  for (const k of Object.keys(v)) {
+    if (!allowed.has(k))
+      throw configError(k, `is not a known field (known: ${[...allowed].join(', ')})`, source)
+  }
+  if (typeof v.identityFile !== 'string' || v.identityFile.length === 0) {
+    throw configError('identityFile', 'must be the path of the router identity file', source)
+  }
+  parseHostPort(v.listen, 'listen', { allowPortZero: true, source })
+  parseHostPort(v.advertise, 'advertise', { portOptional: true, allowPortZero: true, source })
+  if (v.metricsListen !== undefined)
+    parseHostPort(v.metricsListen, 'metricsListen', { allowPortZero: true, source })
+  if (v.logLevel !== undefined && !(LOG_LEVELS as readonly unknown[]).includes(v.logLevel)) {
+    throw configError('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`, source)
+  }
+  const identityFile =
+    isAbsolute(v.identityFile) || !opts.baseDir ? v.identityFile : resolve(opts.baseDir, v.identityFile)
+  const out: RouterConfig = { identityFile, listen: v.listen as string, advertise: v.advertise as string }
+  if (v.metricsListen !== undefined) out.metricsListen = v.metricsListen as string
+  if (v.logLevel !== undefined) out.logLevel = v.logLevel as RouterConfig['logLevel'] & string
+  return out
+}
+
+/** Reads and validates a router config file. */
+export async function loadRouterConfig(path: string): Promise<RouterConfig> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new RouterError(
+      'ERR_ROUTER_CONFIG',
+      `router config ${path} cannot be read: ${(err as Error).message}`,
+      { source: path },
+      { cause: err },
+    )
+  }
+  if (text.length > MAX_CONFIG_BYTES) {
+    throw new RouterError(
+      'ERR_ROUTER_CONFIG',
+      `router config ${path} is larger than ${MAX_CONFIG_BYTES} bytes`,
+      { source: path },
+    )
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new RouterError(
+      'ERR_ROUTER_CONFIG',
+      `router config ${path} is not valid JSON: ${(err as Error).message}`,
+      { source: path },
+      { cause: err },
+    )
+  }
+  return validateRouterConfig(json, { source: path, baseDir: dirname(resolve(path)) })
+}

@@ -1,0 +1,111 @@
+/**
+ * Prometheus metrics of one router (prom-client, own registry), served as plain HTTP
+ * `GET /metrics` when `metricsListen` is set. Names are stable:
+ * nullport_router_circuits, nullport_router_connections{kind}, nullport_router_forwarded_bytes_total,
+ * nullport_router_dials_total{result}, nullport_router_link_latency_ms{peer}.
+ */
+import http from 'node:http'
+import { Counter, Gauge, Registry } from 'prom-client'
+import { formatHostPort, type HostPort } from './config.js'
+
+export interface MetricsSource {
+  readonly id: string
+  bytesForwarded: number
+  circuitCount(): number
+  connectionCounts(): { sdk: number; router: number }
+  linkLatencies(): Array<{ routerId: string; latencyMs: number }>
+}
+
+export type DialResult = 'success' | 'refused' | 'failed' | 'timeout'
+
+export class RouterMetrics {
+  readonly registry = new Registry()
+  private readonly dials: Counter<'result'>
+  private server: http.Server | null = null
+
+  constructor(src: MetricsSource) {
+    this.registry.setDefaultLabels({ router: src.id })
+    new Gauge({
+      name: 'nullport_router_circuits',
+      help: 'Circuits through this router',
+      registers: [this.registry],
+      collect() {
+        this.set(src.circuitCount())
+      },
+    })
+    new Gauge({
+      name: 'nullport_router_connections',
+      help: 'Open TLS connections by peer kind',
+      labelNames: ['kind'],
+      registers: [this.registry],
+      collect() {
+        const c = src.connectionCounts()
+        this.set({ kind: 'sdk' }, c.sdk)
+        this.set({ kind: 'router' }, c.router)
+      },
+    })
+    let lastBytes = 0
+    new Counter({
+      name: 'nullport_router_forwarded_bytes_total',
+      help: 'DATA payload bytes forwarded',
+      registers: [this.registry],
+      collect() {
+        const now = src.bytesForwarded
+        if (now > lastBytes) this.inc(now - lastBytes)
+        lastBytes = now
+      },
+    })
+    this.dials = new Counter({
+      name: 'nullport_router_dials_total',
+      help: 'Dials received from SDKs by result',
+      labelNames: ['result'],
+      registers: [this.registry],
+    })
+    new Gauge({
+      name: 'nullport_router_link_latency_ms',
+      help: 'Measured link round-trip latency in ms',
+      labelNames: ['peer'],
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const l of src.linkLatencies()) this.set({ peer: l.routerId }, l.latencyMs)
+      },
+    })
+  }
+
+  dial(result: DialResult): void {
+    this.dials.inc({ result })
+  }
+
+  /** Serves GET /metrics; resolves to the bound host:port. */
+  async listen(hp: HostPort): Promise<string> {
+    const server = http.createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n')
+        return
+      }
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+      )
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(hp.port, hp.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    this.server = server
+    const a = server.address()
+    return formatHostPort(hp.host, typeof a === 'object' && a ? a.port : hp.port)
+  }
+
+  async close(): Promise<void> {
+    const s = this.server
+    this.server = null
+    if (!s) return
+    s.closeAllConnections?.()
+    await new Promise<void>((r) => s.close(() => r()))
+  }
+}
