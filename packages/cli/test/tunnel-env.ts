@@ -329,21 +329,28 @@ export async function rawExchange(
   address: string,
   bytes: Buffer,
   waitMs = 5000,
-): Promise<{ data: Buffer; closed: boolean }> {
+): Promise<{ data: Buffer; closed: boolean; error?: NodeJS.ErrnoException }> {
   const { connect } = await import('node:net')
   const a = hp(address)
   const sock = connect(a.port, a.host)
   const chunks: Buffer[] = []
+  let error: NodeJS.ErrnoException | undefined
   sock.on('data', (d: Buffer) => chunks.push(d))
-  sock.on('error', () => undefined)
-  await once(sock, 'connect')
-  sock.write(bytes)
+  // A server that resets the connection at once (a refused dial) can do so before this
+  // process has seen its own 'connect': the kernel completed the handshake, the RST arrived,
+  // and libuv reports ECONNRESET from connect. That is a closed connection with no data,
+  // not a failure to reach the server; ECONNREFUSED still surfaces to the caller.
+  sock.on('error', (e: NodeJS.ErrnoException) => {
+    error = e
+  })
+  sock.once('connect', () => sock.write(bytes))
   const closed = await Promise.race([
     new Promise<boolean>((r) => sock.once('close', () => r(true))),
     new Promise<boolean>((r) => setTimeout(() => r(false), waitMs)),
   ])
   sock.destroy()
-  return { data: Buffer.concat(chunks), closed }
+  if (error && error.code !== 'ECONNRESET' && error.code !== 'EPIPE') throw error
+  return { data: Buffer.concat(chunks), closed, ...(error ? { error } : {}) }
 }
 
 /** SOCKS5 greeting + CONNECT by domain name. */
