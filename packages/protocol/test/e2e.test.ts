@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
-import { generateKeyPairSync, sign } from 'node:crypto'
+import { generateKeyPairSync, hkdfSync, randomBytes, sign } from 'node:crypto'
 import { before, test } from 'node:test'
 import {
   dialerFinish,
   dialerHello,
+  e2eHandshakeStats,
+  hkdfSha256x32,
   E2E_MAX_PLAINTEXT,
   E2E_OVERHEAD,
   type E2EOwnIdentity,
@@ -426,4 +428,51 @@ test('wrong host identity, malformed hellos and misuse fail with clear codes', (
     'ERR_E2E_HANDSHAKE',
     /not the key/,
   )
+})
+
+test('pre-signed dialer hellos (made after a first dial) are fresh, used once, and complete handshakes', async () => {
+  const before = e2eHandshakeStats()
+  const seenNonces = new Set<string>()
+  const seenKeys = new Set<string>()
+  for (let i = 0; i < 12; i++) {
+    // the first hello for a service is signed in line; the ones after it were made ahead of time
+    // on the thread pool while we waited here
+    const { d, h, dh } = handshake('presigned-svc')
+    assert.ok(!seenNonces.has(dh.nonce), `hello ${i}: a nonce was reused`)
+    assert.ok(!seenKeys.has(dh.publicKey), `hello ${i}: an ephemeral key was reused`)
+    seenNonces.add(dh.nonce)
+    seenKeys.add(dh.publicKey)
+    const msg = Buffer.from(`record ${i}`)
+    assert.deepEqual(h.opener.open(d.sealer.seal(msg)), msg)
+    assert.deepEqual(d.opener.open(h.sealer.seal(msg)), msg)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  const after = e2eHandshakeStats()
+  assert.ok(after.presignedHits - before.presignedHits >= 10, JSON.stringify({ before, after }))
+  assert.ok(after.ephemeralHits - before.ephemeralHits >= 10, JSON.stringify({ before, after }))
+  // A pre-signed hello is bound to its service: the host of another service refuses it.
+  await new Promise((r) => setTimeout(r, 20))
+  const { hello } = dialerHello({ service: 'presigned-svc', own: net.dialer })
+  throwsCode(
+    () => hostAccept({ service: 'other-svc', own: net.host, caPem: net.caPem, dialerHello: hello }),
+    'ERR_E2E_VERIFY_FAILED',
+  )
+  // ...and to its identity: a hello of one identity never comes out of another's pool.
+  const { hello: other } = dialerHello({ service: 'presigned-svc', own: net.other })
+  assert.match(other.certChain, /BEGIN CERTIFICATE/)
+  assert.equal(other.certChain, net.other.certChainPem)
+  const r = hostAccept({ service: 'presigned-svc', own: net.host, caPem: net.caPem, dialerHello: other })
+  assert.equal(r.session.peer.identityId, 'id_other')
+})
+
+test('the key derivation is HKDF-SHA256 (RFC 5869): equal to hkdfSync for each direction', () => {
+  for (let i = 0; i < 20; i++) {
+    const ikm = randomBytes(32)
+    const salt = randomBytes(32)
+    const infos = ['nullport-e2e-v1 d2h', 'nullport-e2e-v1 h2d', `info ${i} ü`]
+    const got = hkdfSha256x32(ikm, salt, infos)
+    infos.forEach((info, j) => {
+      assert.deepEqual(got[j], Buffer.from(hkdfSync('sha256', ikm, salt, info, 32)), info)
+    })
+  }
 })

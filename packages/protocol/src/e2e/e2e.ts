@@ -11,8 +11,9 @@ import {
   createPublicKey,
   createSecretKey,
   diffieHellman,
+  generateKeyPair,
   generateKeyPairSync,
-  hkdfSync,
+  createHmac,
   type KeyObject,
   randomBytes,
   sign,
@@ -144,6 +145,8 @@ interface OwnParsed {
   leafHash: Buffer
   key: KeyObject
   trustDomain: string
+  /** SHA-256 of chain and key: names this identity in the pre-signed hello pool. */
+  cacheKey: string
 }
 
 const ownCache = new Map<string, OwnParsed>()
@@ -179,7 +182,7 @@ function parseOwn(own: E2EOwnIdentity): OwnParsed {
     if (!spiffe)
       fail('ERR_E2E_HANDSHAKE', 'e2e: own certificate has no spiffe:// URI SAN: use the identity certificate')
     const { trustDomain } = parseSpiffeId(spiffe)
-    parsed = { leaf, leafHash: sha256(leaf.raw), key, trustDomain }
+    parsed = { leaf, leafHash: sha256(leaf.raw), key, trustDomain, cacheKey }
   } catch (err) {
     if (err instanceof ProtocolError && err.code === 'ERR_E2E_HANDSHAKE') throw err
     fail('ERR_E2E_HANDSHAKE', `e2e: own identity is unusable: ${(err as Error).message}`, {}, err)
@@ -190,7 +193,10 @@ function parseOwn(own: E2EOwnIdentity): OwnParsed {
 }
 
 function checkEcP256(cert: X509Certificate, what: string): void {
-  const k = cert.publicKey
+  checkEcP256Key(cert.publicKey, what)
+}
+
+function checkEcP256Key(k: KeyObject, what: string): void {
   if (k.asymmetricKeyType !== 'ec' || k.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     fail('ERR_E2E_VERIFY_FAILED', `e2e: ${what} does not have an ECDSA P-256 key`)
   }
@@ -211,7 +217,17 @@ function commonNameOf(cert: X509Certificate): string {
  */
 const chainCache = new Map<
   string,
-  { leaf: X509Certificate; spiffeId: string | null; verifiedAt: number; notBefore: number; notAfter: number }
+  {
+    leaf: X509Certificate
+    /** The leaf's public key, parsed once (X509Certificate.publicKey makes a new KeyObject per call). */
+    publicKey: KeyObject
+    /** SHA-256 of the leaf's DER (bound into the host's transcript). */
+    leafHash: Buffer
+    spiffeId: string | null
+    verifiedAt: number
+    notBefore: number
+    notAfter: number
+  }
 >()
 const CHAIN_CACHE_TTL_MS = 60_000
 const CHAIN_CACHE_MAX = 256
@@ -225,14 +241,18 @@ function verifyPeer(
   caPem: string,
   trustDomain: string,
   who: string,
-): { leaf: X509Certificate; peer: E2EPeer } {
+): { leaf: X509Certificate; publicKey: KeyObject; leafHash: Buffer; peer: E2EPeer } {
   let leaf: X509Certificate
+  let publicKey: KeyObject
+  let leafHash: Buffer
   let spiffeId: string | null
   const now = Date.now()
   const cacheKey = createHash('sha256').update(caPem).update('\0').update(certChain).digest('hex')
   const hit = chainCache.get(cacheKey)
   if (hit && now - hit.verifiedAt < CHAIN_CACHE_TTL_MS && now >= hit.notBefore && now <= hit.notAfter) {
     leaf = hit.leaf
+    publicKey = hit.publicKey
+    leafHash = hit.leafHash
     spiffeId = hit.spiffeId
   } else {
     if (hit) chainCache.delete(cacheKey)
@@ -248,16 +268,20 @@ function verifyPeer(
         err,
       )
     }
+    publicKey = leaf.publicKey
+    leafHash = sha256(leaf.raw)
     if (chainCache.size >= CHAIN_CACHE_MAX) chainCache.delete(chainCache.keys().next().value as string)
     chainCache.set(cacheKey, {
       leaf,
+      publicKey,
+      leafHash,
       spiffeId,
       verifiedAt: now,
       notBefore: Date.parse(leaf.validFrom),
       notAfter: Date.parse(leaf.validTo),
     })
   }
-  checkEcP256(leaf, `the ${who}'s certificate`)
+  checkEcP256Key(publicKey, `the ${who}'s certificate`)
   if (!spiffeId)
     fail('ERR_E2E_VERIFY_FAILED', `e2e: the ${who}'s certificate has no spiffe:// identity`, { who })
   let parsed: ReturnType<typeof parseSpiffeId>
@@ -278,7 +302,7 @@ function verifyPeer(
       { who, spiffeId },
     )
   }
-  return { leaf, peer: { spiffeId, identityId: parsed.id, commonName: commonNameOf(leaf) } }
+  return { leaf, publicKey, leafHash, peer: { spiffeId, identityId: parsed.id, commonName: commonNameOf(leaf) } }
 }
 
 /** Strict base64 of an exact (or bounded) size. */
@@ -321,15 +345,51 @@ function decodeHello(
 // ---------------------------------------------------------------------------------------------
 // X25519 and key derivation
 
-function newEphemeral(): { privateKey: KeyObject; pub: Buffer } {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519')
+interface Ephemeral {
+  privateKey: KeyObject
+  pub: Buffer
+}
+
+function ephemeralOf(privateKey: KeyObject, publicKey: KeyObject): Ephemeral {
   const jwk = publicKey.export({ format: 'jwk' })
   return { privateKey, pub: Buffer.from(jwk.x as string, 'base64url') }
+}
+
+/**
+ * Ephemeral X25519 keys made ahead of time on libuv's thread pool, so that a handshake does not
+ * wait for key generation. Each key is handed out once and dropped; the pool is small and
+ * refills after use. When it is empty a key is made synchronously.
+ */
+const EPHEMERAL_POOL_SIZE = 8
+const ephemeralPool: Ephemeral[] = []
+let ephemeralPending = 0
+
+function refillEphemerals(): void {
+  while (ephemeralPool.length + ephemeralPending < EPHEMERAL_POOL_SIZE) {
+    ephemeralPending++
+    generateKeyPair('x25519', {}, (err, publicKey, privateKey) => {
+      ephemeralPending--
+      if (!err && ephemeralPool.length < EPHEMERAL_POOL_SIZE) ephemeralPool.push(ephemeralOf(privateKey, publicKey))
+    })
+  }
+}
+
+function newEphemeral(): Ephemeral {
+  const pooled = ephemeralPool.pop()
+  refillEphemerals()
+  if (pooled) {
+    stats.ephemeralHits++
+    return pooled
+  }
+  stats.ephemeralMisses++
+  const { privateKey, publicKey } = generateKeyPairSync('x25519')
+  return ephemeralOf(privateKey, publicKey)
 }
 
 function sharedSecret(privateKey: KeyObject, peerPub: Buffer): Buffer {
   let secret: Buffer
   try {
+    // JWK, not DER: OpenSSL 3 imports a raw OKP key far faster than it decodes SPKI
     const publicKey = createPublicKey({
       key: { kty: 'OKP', crv: 'X25519', x: peerPub.toString('base64url') },
       format: 'jwk',
@@ -343,12 +403,24 @@ function sharedSecret(privateKey: KeyObject, peerPub: Buffer): Buffer {
   return secret
 }
 
+/**
+ * HKDF-SHA256 (RFC 5869) of 32-byte outputs, one extract for several infos: the same bytes as
+ * `hkdfSync('sha256', ikm, salt, info, 32)` per info, with three HMACs instead of two full HKDF
+ * runs (hkdfSync builds a key object and runs extract again on every call). Exported for the
+ * test that checks it against hkdfSync.
+ */
+export function hkdfSha256x32(ikm: Uint8Array, salt: Uint8Array, infos: string[]): Buffer[] {
+  const prk = createHmac('sha256', salt).update(ikm).digest()
+  return infos.map((info) => createHmac('sha256', prk).update(info, 'utf8').update(ONE).digest())
+}
+const ONE = Buffer.from([1])
+
 function deriveKeys(secret: Buffer, transcriptHash: Buffer): { d2h: KeyObject; h2d: KeyObject } {
-  const k = (info: string) =>
-    createSecretKey(
-      Buffer.from(hkdfSync('sha256', secret, transcriptHash, `${E2E_PROTOCOL_LABEL} ${info}`, 32)),
-    )
-  return { d2h: k('d2h'), h2d: k('h2d') }
+  const [d2h, h2d] = hkdfSha256x32(secret, transcriptHash, [
+    `${E2E_PROTOCOL_LABEL} d2h`,
+    `${E2E_PROTOCOL_LABEL} h2d`,
+  ])
+  return { d2h: createSecretKey(d2h!), h2d: createSecretKey(h2d!) }
 }
 
 function transcriptHash(dialerT: Buffer, hostT: Buffer): Buffer {
@@ -514,10 +586,10 @@ function signWith(key: KeyObject, data: Buffer): Buffer {
   return sign('sha256', data, { key, dsaEncoding: 'der' })
 }
 
-function verifySig(cert: X509Certificate, data: Buffer, sig: Buffer, who: string): void {
+function verifySig(key: KeyObject, data: Buffer, sig: Buffer, who: string): void {
   let ok = false
   try {
-    ok = verify('sha256', data, { key: cert.publicKey, dsaEncoding: 'der' }, sig)
+    ok = verify('sha256', data, { key, dsaEncoding: 'der' }, sig)
   } catch (err) {
     fail('ERR_E2E_VERIFY_FAILED', `e2e: the ${who}'s signature is malformed`, { who }, err)
   }
@@ -540,28 +612,104 @@ export function dialerHello(o: { service: string; own: E2EOwnIdentity }): {
 } {
   const service = checkService(o.service)
   const own = parseOwn(o.own)
-  const nonce = randomBytes(NONCE_SIZE)
-  const { privateKey, pub } = newEphemeral()
-  const transcript = dialerTranscript(service, nonce, pub)
-  const signature = signWith(own.key, transcript)
+  let pre = takePresigned(own, service)
+  if (pre) stats.presignedHits++
+  else {
+    stats.presignedMisses++
+    const [transcript, parts] = unsigned(service)
+    pre = { ...parts, transcript, signature: signWith(own.key, transcript), madeAt: Date.now() }
+  }
+  refillPresigned(own, service)
   const state: DialerState = {
     [DIALER_STATE]: true,
     service,
     own,
-    nonce,
-    privateKey,
-    pub,
-    transcript,
+    nonce: pre.nonce,
+    privateKey: pre.eph.privateKey,
+    pub: pre.eph.pub,
+    transcript: pre.transcript,
     used: false,
   }
   return {
     hello: {
-      publicKey: b64(pub),
+      publicKey: b64(pre.eph.pub),
       certChain: o.own.certChainPem,
-      signature: b64(signature),
-      nonce: b64(nonce),
+      signature: b64(pre.signature),
+      nonce: b64(pre.nonce),
     },
     state,
+  }
+}
+
+/**
+ * Pre-signed dialer hellos. Nothing in the dialer's hello depends on the host (label, service,
+ * a fresh nonce, a fresh ephemeral key), so after a first dial to a service the next hellos are
+ * made ahead of time, signed on libuv's thread pool, and a dial takes one ready-made: the
+ * dialer's signature and key generation leave the connection-setup path. Each is used once and
+ * dropped; entries older than PRESIGNED_MAX_AGE_MS are discarded unused (ephemeral private keys
+ * do not linger). Bounded: PRESIGNED_PER_SERVICE per (identity, service), PRESIGNED_SERVICES
+ * pairs (least recently dialed dropped first). Security is unchanged: the host's fresh nonce and
+ * ephemeral key still make every session's keys and transcript unique.
+ */
+interface Presigned {
+  eph: Ephemeral
+  nonce: Buffer
+  transcript: Buffer
+  signature: Buffer
+  madeAt: number
+}
+const PRESIGNED_PER_SERVICE = 4
+const PRESIGNED_SERVICES = 64
+const PRESIGNED_MAX_AGE_MS = 60_000
+const presigned = new Map<string, { ready: Presigned[]; pending: number }>()
+
+const stats = { presignedHits: 0, presignedMisses: 0, ephemeralHits: 0, ephemeralMisses: 0 }
+/**
+ * Counters of the handshake's precomputation: dialer hellos taken ready-made vs signed in line,
+ * ephemeral keys taken from the pool vs made in line. For metrics and tests.
+ */
+export function e2eHandshakeStats(): Readonly<typeof stats> {
+  return { ...stats }
+}
+
+function unsigned(service: string): [Buffer, { eph: Ephemeral; nonce: Buffer }] {
+  const nonce = randomBytes(NONCE_SIZE)
+  const eph = newEphemeral()
+  return [dialerTranscript(service, nonce, eph.pub), { eph, nonce }]
+}
+
+function takePresigned(own: OwnParsed, service: string): Presigned | undefined {
+  const key = `${own.cacheKey}\0${service}`
+  const slot = presigned.get(key)
+  if (!slot) return undefined
+  // most recently dialed last (Map order), so eviction drops the least recently dialed pair
+  presigned.delete(key)
+  presigned.set(key, slot)
+  const now = Date.now()
+  while (slot.ready.length > 0) {
+    const p = slot.ready.shift()!
+    if (now - p.madeAt < PRESIGNED_MAX_AGE_MS) return p
+  }
+  return undefined
+}
+
+function refillPresigned(own: OwnParsed, service: string): void {
+  const key = `${own.cacheKey}\0${service}`
+  let slot = presigned.get(key)
+  if (!slot) {
+    if (presigned.size >= PRESIGNED_SERVICES) presigned.delete(presigned.keys().next().value as string)
+    slot = { ready: [], pending: 0 }
+    presigned.set(key, slot)
+  }
+  const s = slot
+  while (s.ready.length + s.pending < PRESIGNED_PER_SERVICE) {
+    s.pending++
+    const [transcript, parts] = unsigned(service)
+    sign('sha256', transcript, { key: own.key, dsaEncoding: 'der' }, (err, signature) => {
+      s.pending--
+      if (err || presigned.get(key) !== s || s.ready.length >= PRESIGNED_PER_SERVICE) return
+      s.ready.push({ eph: parts.eph, nonce: parts.nonce, transcript, signature, madeAt: Date.now() })
+    })
   }
 }
 
@@ -583,7 +731,7 @@ export function hostAccept(o: {
   const service = checkService(o.service)
   const own = parseOwn(o.own)
   const dh = decodeHello(o.dialerHello, 'dialer')
-  const { leaf, peer } = verifyPeer(dh.certChain, o.caPem, own.trustDomain, 'dialer')
+  const { publicKey, leafHash, peer } = verifyPeer(dh.certChain, o.caPem, own.trustDomain, 'dialer')
   if (o.expectedDialerId !== undefined && peer.identityId !== o.expectedDialerId) {
     fail(
       'ERR_E2E_IDENTITY_MISMATCH',
@@ -592,11 +740,11 @@ export function hostAccept(o: {
     )
   }
   const dialerT = dialerTranscript(service, dh.nonce, dh.pub)
-  verifySig(leaf, dialerT, dh.sig, 'dialer')
+  verifySig(publicKey, dialerT, dh.sig, 'dialer')
 
   const hostNonce = randomBytes(NONCE_SIZE)
   const { privateKey, pub } = newEphemeral()
-  const hostT = hostTranscript(service, dh.nonce, dh.pub, pub, sha256(leaf.raw), hostNonce)
+  const hostT = hostTranscript(service, dh.nonce, dh.pub, pub, leafHash, hostNonce)
   const signature = signWith(own.key, hostT)
   const keys = deriveKeys(sharedSecret(privateKey, dh.pub), transcriptHash(dialerT, hostT))
   return {
@@ -629,7 +777,7 @@ export function dialerFinish(o: {
     fail('ERR_E2E_HANDSHAKE', 'e2e: this dialer state was already used; make a new hello per dial')
   state.used = true
   const hh = decodeHello(o.hostHello, 'host')
-  const { leaf, peer } = verifyPeer(hh.certChain, o.caPem, state.own.trustDomain, 'host')
+  const { publicKey, peer } = verifyPeer(hh.certChain, o.caPem, state.own.trustDomain, 'host')
   if (typeof o.expectedHostId !== 'string' || peer.identityId !== o.expectedHostId) {
     fail(
       'ERR_E2E_IDENTITY_MISMATCH',
@@ -638,7 +786,7 @@ export function dialerFinish(o: {
     )
   }
   const hostT = hostTranscript(state.service, state.nonce, state.pub, hh.pub, state.own.leafHash, hh.nonce)
-  verifySig(leaf, hostT, hh.sig, 'host')
+  verifySig(publicKey, hostT, hh.sig, 'host')
   const keys = deriveKeys(sharedSecret(state.privateKey, hh.pub), transcriptHash(state.transcript, hostT))
   return { peer, sealer: new Sealer(keys.d2h), opener: new Opener(keys.h2d) }
 }
