@@ -3,9 +3,11 @@
 // test). Commands come over IPC: {cmd, target, ...}; target is {kind:'tcp', port} or
 // {kind:'sdk', identity, service} (then this process is the dialing app: the SDK dials the
 // service through the router). Results go back as {ok, result} or {ok:false, error}.
+import './gc-first.mjs'
 import { createHash, randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
+
 
 const BLOCK = randomBytes(1024 * 1024) // the data sent: this random MiB, repeated
 const CHUNK = 256 * 1024

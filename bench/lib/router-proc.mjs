@@ -4,7 +4,11 @@
 // node flags such as --cpu-prof. Usage: node router-proc.mjs IDENTITY_FILE [MAX_CIRCUITS]
 // Prints {"ready":true,"address":"127.0.0.1:PORT","id":...}; SIGTERM stops it cleanly (so a
 // --cpu-prof profile is written).
-import { startRouter } from '../../packages/router/dist/src/index.js'
+import './gc-first.mjs'
+
+// loaded after gc-first.mjs has run: loading a large module graph already grows V8's young generation
+const { startRouter } = await import('../../packages/router/dist/src/index.js')
+
 
 const [identity, maxCircuits = '20000'] = process.argv.slice(2)
 const handle = await startRouter({

@@ -4,9 +4,13 @@
 // services, just holds the circuit open (router memory per idle circuit).
 // Usage: node sdk-host.mjs IDENTITY_FILE BACKEND_PORT 'name:pipe,name2:idle'
 // Prints {"ready":true} once every service is listening; SIGTERM closes the context.
+import './gc-first.mjs'
 import { once } from 'node:events'
 import net from 'node:net'
-import { loadContext } from '../../packages/sdk/dist/src/index.js'
+
+// loaded after gc-first.mjs has run: loading a large module graph already grows V8's young generation
+const { loadContext } = await import('../../packages/sdk/dist/src/index.js')
+
 
 const [identity, backendPort, spec] = process.argv.slice(2)
 const ctx = await loadContext(identity)

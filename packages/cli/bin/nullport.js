@@ -1,5 +1,23 @@
 #!/usr/bin/env node
 // Committed launcher so npm can link the `nullport` bin before the TypeScript build exists.
+
+// Forwarding commands keep V8's young generation small, before anything else allocates: the
+// Buffers of every TLS read then die in cheap scavenges instead of driving full mark-compacts
+// (@nullport/protocol gc.ts; NULLPORT_GC_TUNING=off disables it).
+const [command, sub] = process.argv.slice(2)
+if (
+  (command === 'router' && sub === 'run') ||
+  (command === 'tunnel' && (sub === 'run' || sub === 'proxy')) ||
+  command === 'quickstart'
+) {
+  try {
+    ;(await import('@nullport/protocol/gc')).tuneGcForThroughput()
+  } catch (err) {
+    // not built yet: the import below says so
+    if (!err || err.code !== 'ERR_MODULE_NOT_FOUND') throw err
+  }
+}
+
 import('../dist/src/bin.js').catch((err) => {
   if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/src/bin.js')) {
     process.stderr.write('nullport: the CLI is not built yet: run `npm run build` at the repository root\n')

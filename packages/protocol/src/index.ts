@@ -6,6 +6,7 @@
 export * from './e2e/index.js'
 export * from './errors.js'
 export * from './frames/index.js'
+export * from './gc.js'
 export * from './identity-file.js'
 export * from './model.js'
 export * from './pki/index.js'
