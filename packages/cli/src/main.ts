@@ -1,4 +1,17 @@
+import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
+
+/** The CLI package's version (package.json next to dist/). */
+function cliVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string
+    }
+    return pkg.version ?? 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
 
 type Register = (program: Command) => void
 
@@ -21,7 +34,11 @@ const GROUPS: Record<string, () => Promise<{ register: Register }>> = {
  */
 export async function buildProgram(argv?: string[]): Promise<Command> {
   const program = new Command('nullport')
-  program.description('Nullport: a zero-trust overlay network').showHelpAfterError().exitOverride()
+  program
+    .description('Nullport: a zero-trust overlay network')
+    .version(`nullport ${cliVersion()} (node ${process.versions.node})`, '-V, --version', 'print the version')
+    .showHelpAfterError()
+    .exitOverride()
   const first = argv?.slice(2).find((a) => !a.startsWith('-'))
   const names = first !== undefined && first in GROUPS ? [first] : Object.keys(GROUPS)
   for (const name of names) {
