@@ -36,8 +36,36 @@ describe('nullport edge login', () => {
     const r = await cli.run(['edge', 'login', ctrl.url, '-u', ctrl.adminUser, '-p', ctrl.adminPassword])
     const line = failLine(r, 'ERR_CLI_UNTRUSTED_CA')
     assert.ok(line.includes(rootFp), line)
-    assert.match(line, /pass -y, or pass --ca FILE/)
+    assert.ok(line.includes(`pass --ca-fingerprint ${rootFp}`), line)
+    assert.match(line, /or --ca FILE, or -y to trust it as fetched/)
     assert.throws(() => statSync(join(cli.home, 'cli.json')), { code: 'ENOENT' })
+  })
+
+  it('--ca-fingerprint: a wrong pin refuses the login even with -y; the right one (colons, upper case) logs in', async () => {
+    const wrong = 'ab'.repeat(32)
+    const r = await cli.run([
+      'edge',
+      'login',
+      ctrl.url,
+      '-u',
+      ctrl.adminUser,
+      '-p',
+      ctrl.adminPassword,
+      '-y',
+      '--ca-fingerprint',
+      wrong,
+    ])
+    const line = failLine(r, 'ERR_CLI_UNTRUSTED_CA')
+    assert.ok(line.includes(rootFp) && line.includes(wrong), line)
+    assert.throws(() => statSync(join(cli.home, 'cli.json')), { code: 'ENOENT' })
+    const bad = await cli.run(['edge', 'login', ctrl.url, '-u', ctrl.adminUser, '-p', 'x', '--ca-fingerprint', 'abc'])
+    assert.match(failLine(bad, 'ERR_CLI_USAGE'), /64 hex digits/)
+    const colons = rootFp.toUpperCase().match(/../g)!.join(':')
+    await cli.ok(['edge', 'login', ctrl.url, '-u', ctrl.adminUser, '-p', ctrl.adminPassword, '--ca-fingerprint', colons])
+    const saved = JSON.parse(readFileSync(join(cli.home, 'cli.json'), 'utf8'))
+    assert.ok(String(saved.ca ?? JSON.stringify(saved)).includes('BEGIN CERTIFICATE'))
+    await cli.ok(['edge', 'list', 'services'])
+    await cli.ok(['edge', 'logout'])
   })
 
   it('refuses a wrong password', async () => {

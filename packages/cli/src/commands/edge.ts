@@ -452,8 +452,21 @@ interface LoginOpts {
   password?: string
   passwordFile?: string
   ca?: string
+  caFingerprint?: string
   yes?: boolean
   json?: boolean
+}
+
+/** `--ca-fingerprint`: 64 hex digits, colons and case optional; lower-case hex out. */
+function parseCaFingerprint(v: string): string {
+  const hex = v.replace(/:/g, '').toLowerCase()
+  if (!/^[0-9a-f]{64}$/.test(hex)) {
+    throw new CliError(
+      'ERR_CLI_USAGE',
+      `--ca-fingerprint must be a SHA-256 fingerprint (64 hex digits, colons allowed), got "${v}"`,
+    )
+  }
+  return hex
 }
 
 async function login(urlArg: string, o: LoginOpts): Promise<void> {
@@ -498,6 +511,8 @@ async function loginWith(
     )
   }
   let ca: string
+  const pinned = o.caFingerprint !== undefined ? parseCaFingerprint(o.caFingerprint) : undefined
+  if (o.ca && pinned) throw new CliError('ERR_CLI_USAGE', 'pass --ca FILE or --ca-fingerprint, not both')
   if (o.ca) {
     ca = await readTextFile(o.ca, 'CA file')
     if (pemCerts(ca).length === 0)
@@ -521,17 +536,27 @@ async function loginWith(
     }
     const root = bundleRoot(r.body)!
     const fp = fingerprintSha256(root)
-    if (!o.yes && !tty) {
+    if (pinned !== undefined && fp !== pinned) {
+      // Never log in to a controller whose CA is not the one the user pinned: not even with -y.
       throw new CliError(
         'ERR_CLI_UNTRUSTED_CA',
-        `the controller's CA (sha256 ${fp}) is not trusted yet: compare the fingerprint with the controller's and pass -y, or pass --ca FILE`,
+        `the controller at ${base} presents a network CA with SHA-256 fingerprint ${fp}, not the ${pinned} you passed with --ca-fingerprint: login refused (wrong address, a re-initialized controller, or an interception)`,
+        { fingerprint: fp, expected: pinned },
+      )
+    }
+    if (pinned === undefined && !o.yes && !tty) {
+      throw new CliError(
+        'ERR_CLI_UNTRUSTED_CA',
+        `the controller's CA (sha256 ${fp}) is not trusted yet: pass --ca-fingerprint ${fp} after comparing it with the controller's (its 'edge ready' log line, rootFingerprint), or --ca FILE, or -y to trust it as fetched`,
         { fingerprint: fp },
       )
     }
-    process.stderr.write(
-      `warning: the controller at ${base} presents a network CA with SHA-256 fingerprint ${colonFingerprint(fp)} (${fp})\n`,
-    )
-    if (!o.yes) {
+    if (pinned === undefined) {
+      process.stderr.write(
+        `warning: the controller at ${base} presents a network CA with SHA-256 fingerprint ${colonFingerprint(fp)} (${fp})\n`,
+      )
+    }
+    if (pinned === undefined && !o.yes) {
       const a = await getReader().line('trust this CA for the session? [y/N] ', false)
       if (a === null || !/^y(es)?$/i.test(a.trim())) {
         throw new CliError(
@@ -744,6 +769,10 @@ export function register(program: Command): void {
     .option(
       '--ca <file>',
       'verify the controller against this CA bundle (PEM) instead of confirming its fingerprint',
+    )
+    .option(
+      '--ca-fingerprint <sha256>',
+      "trust the controller's CA only if its SHA-256 fingerprint is this (hex, colons optional; the controller logs it as rootFingerprint)",
     )
     .option('-y, --yes', "trust the controller's CA as fetched (prints its fingerprint; no prompt)")
     .option('--json', 'print JSON')
