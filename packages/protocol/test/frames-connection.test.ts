@@ -12,6 +12,7 @@ import {
   FrameDecoder,
   FrameFlag,
   FrameType,
+  frameBytesOf,
 } from '../src/frames/index.js'
 import { createIntermediateCa, createLeaf, createRootCa } from '../src/pki/pki.js'
 
@@ -284,4 +285,98 @@ test('over real mutual TLS: frames flow, and garbage inside TLS gets a GOAWAY', 
   assert.ok(g?.type === FrameType.GOAWAY && g.payload.code === 'ERR_FRAME_VERSION', JSON.stringify(g))
   assert.equal(errs.length, 1)
   server.close()
+})
+
+test('frameBytesOf: decoder payloads (in place and assembled) sit behind their own header; others do not', () => {
+  const frames: Frame[] = [
+    { type: FrameType.DATA, circuitId: 7, flags: FrameFlag.E2E, payload: Buffer.alloc(3000, 1) },
+    { type: FrameType.DATA, circuitId: 9, flags: 0, payload: Buffer.alloc(70_000, 2) },
+    { type: FrameType.HALF_CLOSE, circuitId: 9, flags: 0, payload: Buffer.alloc(16, 3) },
+    { type: FrameType.DATA, circuitId: 11, flags: 0, payload: Buffer.alloc(1, 4) },
+  ]
+  const stream = Buffer.concat(frames.map((f) => encodeFrame(f)))
+  // whole stream in one chunk (decoded in place), and in 1000-byte chunks (assembled)
+  for (const size of [stream.length, 1000, 7]) {
+    for (const reuseAssembly of [false, true]) {
+      const d = new FrameDecoder({ reuseAssembly })
+      const out: Frame[] = []
+      for (let i = 0; i < stream.length; i += size) {
+        const got = d.push(Buffer.from(stream.subarray(i, i + size)))
+        for (const f of got) {
+          // check now: a transient (reused) payload is valid until the next push
+          const raw = frameBytesOf(f.payload as Uint8Array, f.type)
+          assert.ok(raw, `chunk ${size}: frame ${out.length} has its header in front`)
+          assert.deepEqual(raw, encodeFrame(frames[out.length]!))
+          out.push(f)
+        }
+      }
+      assert.equal(out.length, frames.length)
+    }
+  }
+  // a payload that did not come from a decoder, and a control frame's payload: null
+  assert.equal(frameBytesOf(Buffer.alloc(100), FrameType.DATA), null)
+  const big = Buffer.alloc(200)
+  assert.equal(frameBytesOf(big.subarray(50, 150), FrameType.DATA), null)
+  const ping = new FrameDecoder().push(encodeFrame({ type: FrameType.PING, circuitId: 0, flags: 0, payload: Buffer.alloc(8) }))[0]!
+  assert.equal(frameBytesOf(ping.payload as Uint8Array, FrameType.PING), null)
+})
+
+test('forwardData relays frames from one connection to another under a new circuit id, intact', async () => {
+  const ab = await socketPair()
+  const bc = await socketPair()
+  const a = new FrameConnection(ab.client)
+  const bIn = new FrameConnection(ab.server)
+  const bOut = new FrameConnection(bc.client)
+  const c = new FrameConnection(bc.server)
+  for (const x of [a, bIn, bOut, c]) x.on('error', (e) => assert.fail(e))
+  // the relay: every DATA from circuit 5 goes out as circuit 8 with the E2E flag kept
+  let flushed = 0
+  bIn.on('frame', (f: Frame) => {
+    if (f.type === FrameType.DATA || f.type === FrameType.HALF_CLOSE)
+      bOut.forwardData(8, f.flags, f.payload as Uint8Array, f.type, () => flushed++)
+  })
+  const received: Frame[] = []
+  const hash = createHash('sha256')
+  let bytes = 0
+  const done = new Promise<void>((resolve) =>
+    c.on('frame', (f: Frame) => {
+      received.push(f)
+      if (f.type === FrameType.DATA) {
+        hash.update(f.payload as Uint8Array)
+        bytes += (f.payload as Uint8Array).byteLength
+      }
+      if (f.type === FrameType.HALF_CLOSE) resolve()
+    }),
+  )
+  const sent = createHash('sha256')
+  let total = 0
+  for (let i = 0; i < 300; i++) {
+    const n = 1 + ((i * 7919) % 65_000)
+    const p = Buffer.alloc(n, i & 0xff)
+    p[0] = i & 0xff
+    sent.update(p)
+    total += n
+    a.sendData(5, i % 2 ? FrameFlag.E2E : 0, p)
+  }
+  a.sendData(5, 0, Buffer.from('end'), FrameType.HALF_CLOSE)
+  await done
+  assert.equal(bytes, total)
+  assert.equal(hash.digest('hex'), sent.digest('hex'))
+  assert.ok(received.every((f) => f.circuitId === 8))
+  assert.deepEqual(
+    received.slice(0, 4).map((f) => f.flags),
+    [0, FrameFlag.E2E, 0, FrameFlag.E2E],
+  )
+  await new Promise((r) => setTimeout(r, 50))
+  assert.equal(flushed, received.length, 'every forwarded frame reported flushed once')
+  // a bad circuit id is refused before anything is written
+  assert.throws(
+    () => bOut.forwardData(0, 0, Buffer.alloc(4), FrameType.DATA),
+    (e: unknown) => isProtocolError(e),
+  )
+  for (const x of [ab, bc]) {
+    x.client.destroy()
+    x.server.destroy()
+    x.listener.close()
+  }
 })

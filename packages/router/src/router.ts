@@ -929,7 +929,7 @@ export class Router implements RouterHandle {
     const p = out.peer
     out.queued += size
     p.pushUnflushed(out, size)
-    p.conn.sendData(out.id, flags, payload, type, p.onFlushed)
+    p.conn.forwardData(out.id, flags, payload, type, p.onFlushed)
   }
 
   private onWindowUpdate(peer: Peer, circuitId: number, credit: number): void {

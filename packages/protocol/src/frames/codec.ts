@@ -206,6 +206,20 @@ function writeHeader(buf: Buffer, type: number, flags: number, circuitId: number
  * type, flags, circuit-id scope and length like the decoder does (so what we send, peers accept);
  * throws ProtocolError (ERR_FRAME_*) otherwise.
  */
+/**
+ * Writes a checked header (same checks as encodeHeader) into the first 12 bytes of `frame`, whose
+ * payload is the rest of it: for forwarding a received frame in place (frameBytesOf).
+ */
+export function rewriteHeader(frame: Buffer, type: number, flags: number, circuitId: number): void {
+  const length = frame.length - HEADER_SIZE
+  if (!Number.isInteger(flags) || flags < 0 || flags > 0xffff) {
+    throw new ProtocolError('ERR_FRAME_MALFORMED', `flags must be a u16, got ${flags}`, { flags })
+  }
+  checkU32('circuitId', circuitId)
+  checkHeader(type, flags, circuitId, length, MAX_PAYLOAD)
+  writeHeader(frame, type, flags, circuitId, length)
+}
+
 export function encodeHeader(type: number, flags: number, circuitId: number, length: number): Buffer {
   if (!Number.isInteger(type) || type < 0 || type > 0xff) {
     throw new ProtocolError('ERR_FRAME_TYPE', `frame type must be a u8, got ${type}`, { type })
@@ -516,11 +530,16 @@ export class FrameDecoder {
         return
       }
       // Assemble the payload: one allocation of a length already checked against the limit (or,
-      // for DATA with `reuseAssembly`, the decoder's scratch buffer).
-      const payload =
+      // for DATA with `reuseAssembly`, the decoder's scratch buffer). DATA and HALF_CLOSE payloads
+      // get their header in front, in the same memory (see frameBytesOf).
+      const framed = this.hType === FrameType.DATA || this.hType === FrameType.HALF_CLOSE
+      const lead = framed ? HEADER_SIZE : 0
+      const whole =
         this.reuseAssembly && this.hType === FrameType.DATA
-          ? this.scratchFor(this.hLength)
-          : Buffer.allocUnsafe(this.hLength)
+          ? this.scratchFor(lead + this.hLength)
+          : Buffer.allocUnsafe(lead + this.hLength)
+      if (framed) writeHeader(whole, this.hType, this.hFlags, this.hCircuit, this.hLength)
+      const payload = framed ? whole.subarray(HEADER_SIZE) : whole
       let skip = HEADER_SIZE
       let pos = 0
       for (const c of this.pending) {
@@ -560,6 +579,22 @@ export class FrameDecoder {
       this.hType = -1
     }
   }
+}
+
+/**
+ * The whole frame (header + payload) of a DATA or HALF_CLOSE payload that FrameDecoder produced,
+ * as one view of the same memory, or null. FrameDecoder guarantees that such a payload is
+ * preceded by its own 12-byte header (decoded in place from the received chunk, or assembled with
+ * the header in front), so a router can rewrite the circuit id and flags in place and forward the
+ * frame as one buffer: no copy, and one TLS write instead of a gathered one (which TLS copies).
+ * The check (version, type, length) rejects payloads that did not come from a decoder.
+ */
+export function frameBytesOf(payload: Uint8Array, type: number): Buffer | null {
+  const off = payload.byteOffset
+  if (off < HEADER_SIZE || (type !== FrameType.DATA && type !== FrameType.HALF_CLOSE)) return null
+  const raw = Buffer.from(payload.buffer, off - HEADER_SIZE, HEADER_SIZE + payload.byteLength)
+  if (raw[0] !== PROTOCOL_VERSION || raw[1] !== type || raw.readUInt32BE(8) !== payload.byteLength) return null
+  return raw
 }
 
 /**

@@ -1,7 +1,14 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { ProtocolError } from '../errors.js'
-import { encodeDataFrame, encodeFrame, encodeHeader, FrameDecoder } from './codec.js'
+import {
+  encodeDataFrame,
+  encodeFrame,
+  encodeHeader,
+  FrameDecoder,
+  frameBytesOf,
+  rewriteHeader,
+} from './codec.js'
 import { type Frame, FrameType } from './types.js'
 
 /** A GOAWAY code as the wire accepts it (1..64 of A-Z a-z 0-9 _ . : -): never makes close() throw. */
@@ -224,6 +231,30 @@ export class FrameConnection extends EventEmitter {
     const ok = s.write(payload, onFlushed)
     s.uncork()
     return ok
+  }
+
+  /**
+   * Forwards a DATA (or HALF_CLOSE) payload received from another FrameConnection under a new
+   * circuit id and flags: when the payload still sits behind its received header (always, for
+   * payloads from FrameDecoder: see frameBytesOf), the header is rewritten in place and the frame
+   * goes out as one buffer, without a copy. Otherwise it behaves as sendData(). The payload's
+   * memory (including the 12 bytes before it) belongs to this call afterwards. Same return value
+   * and `onFlushed` contract as sendData().
+   */
+  forwardData(
+    circuitId: number,
+    flags: number,
+    payload: Uint8Array,
+    type: number = FrameType.DATA,
+    onFlushed?: () => void,
+  ): boolean {
+    const raw = frameBytesOf(payload, type)
+    if (raw === null) return this.sendData(circuitId, flags, payload, type, onFlushed)
+    // validate exactly as an encoder would (circuit id, flags, length)
+    rewriteHeader(raw, type, flags, circuitId)
+    const s = this.socket
+    if (this.stopped || s.destroyed || s.writableEnded) return notWritten(onFlushed)
+    return s.write(raw, onFlushed)
   }
 
   /**
