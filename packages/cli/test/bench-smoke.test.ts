@@ -100,7 +100,11 @@ test('the JSON result has every figure for both paths, and every transfer passed
   const sdk = r.paths[1]
   assert.deepEqual(sdk.processes, ['router-a', 'sdk-host1', 'loadgen', 'backend'])
   assert.ok(sdk.idleCircuits.circuits > 0, 'idle circuits opened')
-  assert.equal(sdk.idleCircuits.failed, 0, `idle circuits failed: ${sdk.idleCircuits.firstError}`)
+  assert.equal(
+    sdk.idleCircuits.failed,
+    0,
+    `idle circuits failed: ${sdk.idleCircuits.firstError} (${JSON.stringify(sdk.idleCircuits)}; load ${r.machine.loadavgEnd})`,
+  )
   assert.ok(isNum(sdk.idleCircuits.routerKiBPerCircuit))
 })
 
