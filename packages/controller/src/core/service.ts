@@ -2532,6 +2532,8 @@ export class CoreService {
     fingerprint: string
     certExpiresAt: string
     replaces?: string
+    /** Renewal: removes every other certificate of the entity but this one (the one in use). */
+    keepOnly?: string
   }): Promise<void> {
     await this.write({ id: o.entityId, name: o.entityId }, async (w) => {
       const trx = w.trx as unknown as AnyDb
@@ -2544,6 +2546,13 @@ export class CoreService {
           .deleteFrom('authenticators')
           .where(col, '=', owner.id)
           .where('fingerprint', '=', o.replaces)
+          .execute()
+      if (o.keepOnly)
+        await trx
+          .deleteFrom('authenticators')
+          .where(col, '=', owner.id)
+          .where('method', '=', 'cert')
+          .where('fingerprint', '!=', o.keepOnly)
           .execute()
       await w.trx
         .insertInto('authenticators')

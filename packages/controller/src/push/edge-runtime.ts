@@ -4,6 +4,7 @@
  * period), link measurements and routes, circuit reports. It follows the change feed: every
  * committed batch goes to the routers' streams and, as `services-changed`, to SDK sessions.
  */
+import { RenewLimiter } from '../enrollment/renew.js'
 import { hostname } from 'node:os'
 import type { DataChange } from '@nullport/protocol'
 import type { Logger } from 'pino'
@@ -61,6 +62,7 @@ export class EdgeRuntime implements EdgeModule {
   readonly startupGraceMs: number
   /** Failed enrollments per client address (see EdgeRuntimeOptions.enrollMaxFailuresPerMinute). */
   readonly enrollLimiter: FailureLimiter
+  readonly renewLimiter = new RenewLimiter()
   private startupTimer: NodeJS.Timeout | undefined
   private readonly log: Logger
   private unsubscribe: Array<() => void> = []

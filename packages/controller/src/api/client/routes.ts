@@ -8,6 +8,7 @@ import type { ClientEdgeRouter, ClientEvent } from '@nullport/protocol'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { checkEnrollRate, enroll, limitedEnroll } from '../../enrollment/enroll.js'
+import { renewCertificate } from '../../enrollment/renew.js'
 import { ControllerError } from '../../errors.js'
 import { authenticatePeer, type PeerIdentity } from '../../pki/peer-auth.js'
 import type { EdgeRuntime } from '../../push/edge-runtime.js'
@@ -36,6 +37,21 @@ export const EnrollResult = Type.Object({
   name: Type.String(),
   controller: Type.String({ description: 'controller base URL' }),
   trustDomain: Type.String(),
+})
+export const RenewBody = Type.Object(
+  {
+    csr: Type.String({
+      minLength: 1,
+      maxLength: PEM_MAX,
+      description: 'PEM PKCS#10 CSR for a new ECDSA P-256 key',
+    }),
+  },
+  { additionalProperties: false },
+)
+export const RenewResult = Type.Object({
+  cert: Type.String({ description: 'PEM: the new certificate followed by the issuing intermediate' }),
+  ca: Type.String({ description: 'PEM: network CA bundle (root, then intermediate)' }),
+  notAfter: Type.String({ description: 'ISO time the new certificate expires' }),
 })
 const Page = Type.Object(
   {
@@ -134,6 +150,22 @@ export async function clientRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
       })
       return ok({ token: s.token, expiresAt: s.expiresAt, identity: { id: peer.id, name: peer.name } })
     },
+  )
+
+  app.post(
+    `${base}/current-identity/renew`,
+    {
+      schema: {
+        tags: ['Client'],
+        summary:
+          'Renew the identity certificate: authenticated with the current one, a CSR for a new key -> a new certificate (the current one stays valid until it expires; older ones are revoked)',
+        body: RenewBody,
+        response: { 200: envelope(RenewResult), ...errors, 429: ErrorSchema },
+      },
+      // the certificate is checked before the body is read
+      onRequest: auth,
+    },
+    async (req) => ok(await renewCertificate(ctx, pki, rt.renewLimiter, req.peer!, req.body as { csr: string })),
   )
 
   app.get(

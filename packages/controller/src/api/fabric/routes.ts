@@ -2,6 +2,8 @@
  * Fabric API `/fabric/v1` for edge routers (mTLS with a router certificate; the router id is the
  * certificate's SPIFFE id). `/enroll` is the only route without a certificate.
  */
+import { renewCertificate } from '../../enrollment/renew.js'
+import { RenewBody, RenewResult } from '../client/routes.js'
 import { isIP } from 'node:net'
 import type { PolicySnapshot, RouterEvent } from '@nullport/protocol'
 import { Type } from '@sinclair/typebox'
@@ -113,6 +115,22 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
       const body = req.body as { token: string; csr: string; advertise: string }
       return ok(await limitedEnroll(rt.enrollLimiter, req.ip, () => enroll(ctx, pki, signer, 'router', body)))
     },
+  )
+
+  app.post(
+    `${base}/renew`,
+    {
+      schema: {
+        tags: ['Fabric'],
+        summary:
+          'Renew the router certificate: authenticated with the current one, a CSR for a new key -> a new certificate (the current one stays valid until it expires; older ones are revoked)',
+        body: RenewBody,
+        response: { 200: envelope(RenewResult), ...errors, 429: ErrorSchema },
+      },
+      // the certificate is checked before the body is read
+      onRequest: auth,
+    },
+    async (req) => ok(await renewCertificate(ctx, pki, rt.renewLimiter, req.peer!, req.body as { csr: string })),
   )
 
   app.get(`${base}/stream`, { onRequest: auth }, async (req, reply) => {
