@@ -2532,8 +2532,13 @@ export class CoreService {
     fingerprint: string
     certExpiresAt: string
     replaces?: string
-    /** Renewal: removes every other certificate of the entity but this one (the one in use). */
-    keepOnly?: string
+    /**
+     * Renewal: the certificate the entity renewed with. It stays; certificates of the entity that
+     * expired are removed, and of the others only the newest one is kept (live connections made
+     * with it keep working until a later renewal prunes it after its expiry). So an entity holds
+     * at most three certificates: the one in use, the previous one, the new one.
+     */
+    renewedWith?: string
   }): Promise<void> {
     await this.write({ id: o.entityId, name: o.entityId }, async (w) => {
       const trx = w.trx as unknown as AnyDb
@@ -2547,13 +2552,20 @@ export class CoreService {
           .where(col, '=', owner.id)
           .where('fingerprint', '=', o.replaces)
           .execute()
-      if (o.keepOnly)
-        await trx
-          .deleteFrom('authenticators')
+      if (o.renewedWith) {
+        const certs = await trx
+          .selectFrom('authenticators')
+          .select(['id', 'fingerprint', 'expires_at', 'created_at'])
           .where(col, '=', owner.id)
           .where('method', '=', 'cert')
-          .where('fingerprint', '!=', o.keepOnly)
+          .orderBy('created_at', 'desc')
           .execute()
+        const others = certs.filter((c) => c.fingerprint !== o.renewedWith)
+        const live = others.filter((c) => c.expires_at === null || c.expires_at > w.now)
+        const keep = new Set(live.slice(0, 1).map((c) => c.id))
+        const drop = others.filter((c) => !keep.has(c.id)).map((c) => c.id)
+        if (drop.length > 0) await trx.deleteFrom('authenticators').where('id', 'in', drop).execute()
+      }
       await w.trx
         .insertInto('authenticators')
         .values({

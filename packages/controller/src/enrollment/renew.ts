@@ -2,10 +2,11 @@
  * Certificate renewal: `POST /edge/client/v1/current-identity/renew {csr}` (identities) and
  * `POST /fabric/v1/renew {csr}` (edge routers). The caller authenticates with its current,
  * still valid certificate (mTLS, checked by authenticatePeer before the body is read); it gets a
- * new certificate for a new key, with a full lifetime. The entity then has exactly two valid
- * certificates: the one it renewed with (until it expires, so live connections keep working) and
- * the new one; every older one is revoked in the same transaction, and routers learn the new
- * fingerprint through the usual push. One renewal per entity per RENEW_MIN_INTERVAL_MS.
+ * new certificate for a new key, with a full lifetime. The certificate it renewed with stays
+ * valid until it expires (live connections keep working), so does the newest other unexpired
+ * one; expired and older ones are removed in the same transaction (core addCertificate), so an
+ * entity holds at most three. Routers learn the new fingerprint through the usual push (and close
+ * connections made with a removed one). One renewal per entity per RENEW_MIN_INTERVAL_MS.
  */
 import type { ControllerContext } from '../core/context.js'
 import { ControllerError } from '../errors.js'
@@ -76,7 +77,7 @@ export async function renewCertificate(
     certPem: issued.certPem,
     fingerprint: issued.fingerprint,
     certExpiresAt: issued.notAfter,
-    keepOnly: peer.fingerprint,
+    renewedWith: peer.fingerprint,
   })
   ctx
     .log('enrollment')
