@@ -74,9 +74,9 @@ export interface TestNetwork {
 let seq = 0
 
 export async function startNetwork(
-  opts: { routers?: NetworkRouterOptions[]; allPolicies?: boolean } = {},
+  opts: { routers?: NetworkRouterOptions[]; allPolicies?: boolean; controllerArgs?: string[] } = {},
 ): Promise<TestNetwork> {
-  const controller = await spawnController()
+  const controller = await spawnController(opts.controllerArgs ? { args: opts.controllerArgs } : {})
   const dir = await mkdtemp(join(tmpdir(), 'nullport-net-'))
   const routers: TestRouter[] = []
   const api = <T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> =>
