@@ -13,6 +13,8 @@ export type RouterErrorCode =
   | 'ERR_SSE_EVENT_TOO_LARGE'
   /** The router is stopped. */
   | 'ERR_ROUTER_STOPPED'
+  /** Certificate renewal: the controller's answer is unusable (chain, SPIFFE id or key mismatch). */
+  | 'ERR_ROUTER_CERT_RENEWAL'
 
 export class RouterError extends Error {
   readonly code: RouterErrorCode

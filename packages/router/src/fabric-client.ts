@@ -42,7 +42,12 @@ export interface StreamHandlers {
 
 export class FabricClient {
   private readonly base: URL
-  private readonly agent: https.Agent
+  private agent: https.Agent
+  /** Agents replaced by setCredentials(), destroyed once their requests had time to finish. */
+  private readonly retired = new Set<https.Agent>()
+  private certPem: string
+  private keyPem: string
+  private caPem: string
   private readonly opts: FabricClientOptions
   private readonly log: Logger
   private stopped = false
@@ -62,14 +67,51 @@ export class FabricClient {
       })
     }
     this.log = opts.logger
-    this.agent = new https.Agent({
+    this.certPem = opts.certPem
+    this.keyPem = opts.keyPem
+    this.caPem = opts.caPem
+    this.agent = this.makeAgent()
+    this.backoff = new Backoff({ baseMs: opts.reconnectBaseMs ?? 250, maxMs: opts.reconnectMaxMs ?? 10_000 })
+  }
+
+  private makeAgent(): https.Agent {
+    return new https.Agent({
       keepAlive: true,
       maxSockets: 8,
-      cert: opts.certPem,
-      key: opts.keyPem,
-      ca: opts.caPem,
+      cert: this.certPem,
+      key: this.keyPem,
+      ca: this.caPem,
     })
-    this.backoff = new Backoff({ baseMs: opts.reconnectBaseMs ?? 250, maxMs: opts.reconnectMaxMs ?? 10_000 })
+  }
+
+  /**
+   * New connections (requests and the next stream) use these credentials from now on. Requests
+   * under way finish on their connection; the previous pool is destroyed after the request timeout.
+   */
+  setCredentials(c: { certPem: string; keyPem: string; caPem: string }): void {
+    this.certPem = c.certPem
+    this.keyPem = c.keyPem
+    this.caPem = c.caPem
+    const old = this.agent
+    this.agent = this.makeAgent()
+    if (this.stopped) {
+      old.destroy()
+      return
+    }
+    this.retired.add(old)
+    const t = setTimeout(
+      () => {
+        this.retired.delete(old)
+        old.destroy()
+      },
+      (this.opts.requestTimeoutMs ?? 10_000) + 1000,
+    )
+    t.unref()
+  }
+
+  /** `POST /fabric/v1/renew {csr}`: a new certificate for the CSR's key (see renew.ts). */
+  renew(csrPem: string): Promise<{ cert: string; ca: string; notAfter: string }> {
+    return this.request('POST', '/fabric/v1/renew', { csr: csrPem })
   }
 
   private url(path: string): URL {
@@ -193,9 +235,9 @@ export class FabricClient {
         method: 'GET',
         // A dedicated connection (not the keep-alive pool): the stream is long-lived.
         agent: false,
-        cert: this.opts.certPem,
-        key: this.opts.keyPem,
-        ca: this.opts.caPem,
+        cert: this.certPem,
+        key: this.keyPem,
+        ca: this.caPem,
         headers: { accept: 'text/event-stream', 'cache-control': 'no-cache' },
       })
       this.streamReq = req
@@ -303,5 +345,7 @@ export class FabricClient {
     if (this.idleTimer) clearTimeout(this.idleTimer)
     this.streamReq?.destroy()
     this.agent.destroy()
+    for (const a of this.retired) a.destroy()
+    this.retired.clear()
   }
 }

@@ -2,7 +2,8 @@
  * Prometheus metrics of one router (prom-client, own registry), served as plain HTTP
  * `GET /metrics` when `metricsListen` is set. Names are stable:
  * nullport_router_circuits, nullport_router_connections{kind}, nullport_router_forwarded_bytes_total,
- * nullport_router_dials_total{result}, nullport_router_link_latency_ms{peer}.
+ * nullport_router_dials_total{result}, nullport_router_link_latency_ms{peer},
+ * nullport_router_cert_expiry_seconds (seconds until the router certificate expires; negative once expired).
  */
 import http from 'node:http'
 import { Counter, Gauge, Registry } from 'prom-client'
@@ -14,6 +15,8 @@ export interface MetricsSource {
   circuitCount(): number
   connectionCounts(): { sdk: number; router: number }
   linkLatencies(): Array<{ routerId: string; latencyMs: number }>
+  /** Epoch ms the router's current certificate expires. */
+  certExpiresAt(): number
 }
 
 export type DialResult = 'success' | 'refused' | 'failed' | 'timeout'
@@ -69,6 +72,15 @@ export class RouterMetrics {
       collect() {
         this.reset()
         for (const l of src.linkLatencies()) this.set({ peer: l.routerId }, l.latencyMs)
+      },
+    })
+
+    new Gauge({
+      name: 'nullport_router_cert_expiry_seconds',
+      help: 'Seconds until the router certificate in use expires (renewed automatically)',
+      registers: [this.registry],
+      collect() {
+        this.set(Math.round((src.certExpiresAt() - Date.now()) / 1000))
       },
     })
   }

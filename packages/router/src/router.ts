@@ -16,6 +16,7 @@ import {
   INITIAL_WINDOW,
   loadIdentityFile,
   PolicyIndex,
+  saveIdentityFile,
   type PolicyRouter,
   type PolicySnapshot,
   PROTOCOL_VERSION,
@@ -31,6 +32,13 @@ import { RouterError, type RouterWireCode } from './errors.js'
 import { FabricClient } from './fabric-client.js'
 import { RouterMetrics } from './metrics.js'
 import { type Binding, certFingerprint, type LocalTerminator, Peer, spiffeOf } from './peer.js'
+import {
+  CertRenewer,
+  type CertificateInfo,
+  type Credentials,
+  type RenewOptions,
+  resolveRenewOptions,
+} from './renew.js'
 import { strategyFor, type TerminatorCandidate } from './strategy.js'
 
 export const ROUTER_VERSION = '0.1.0'
@@ -68,6 +76,15 @@ export interface StartRouterOptions {
   metricsListen?: string
   /** A pino logger; default JSON to stdout at `logLevel`. */
   logger?: Logger
+  /** Without `logger`: where the default logger writes its JSON lines (default stdout). */
+  logDestination?: { write(line: string): void }
+  /**
+   * Automatic certificate renewal: once `fraction` (default 2/3) of the certificate's validity has
+   * elapsed, the router gets a new certificate for a new key from the controller, switches to it
+   * for new connections and, when started from an identity file path, rewrites that file. `false`
+   * disables it (`renewCertificate()` still works). Default `{}`.
+   */
+  renew?: false | RenewOptions
   /** Default `info`. */
   logLevel?: string
   /** Most concurrent TLS connections accepted. Default 10000. */
@@ -130,6 +147,14 @@ export interface RouterHandle {
   /** Resolves once the first policy snapshot is loaded (the router can authorize). */
   readonly ready: Promise<void>
   stats(): RouterStats
+  /** The certificate the router presents now (listener, links, controller calls). */
+  certificate(): CertificateInfo
+  /**
+   * Renews the certificate now (see `renew`); resolves to the new certificate once it is in use
+   * (and written to the identity file). Rejects with the failure (the controller's code in
+   * `details.apiCode`, e.g. ERR_RATE_LIMITED); the current certificate then stays in use.
+   */
+  renewCertificate(): Promise<CertificateInfo>
   /** Closes listeners, sends GOAWAY to peers, deletes this router's terminators. */
   stop(): Promise<void>
 }
@@ -184,7 +209,11 @@ interface CircuitReport {
 export class Router implements RouterHandle {
   readonly id: string
   readonly name: string
-  readonly identity: IdentityFile
+  /** The identity in use (its cert/key/ca change on renewal). */
+  private current: IdentityFile
+  /** The identity file the router was started from (rewritten on renewal), if any. */
+  private readonly identityPath: string | null
+  private readonly renewer: CertRenewer
   readonly log: Logger
   private readonly opts: StartRouterOptions
   private readonly trustDomain: string
@@ -236,13 +265,20 @@ export class Router implements RouterHandle {
   private readonly circuitDeletes = new Set<string>()
   bytesForwarded = 0
 
-  constructor(identity: IdentityFile, opts: StartRouterOptions) {
-    this.identity = identity
+  constructor(identity: IdentityFile, opts: StartRouterOptions, identityPath: string | null = null) {
+    this.current = identity
+    this.identityPath = identityPath
     this.opts = opts
     this.id = identity.id
     this.name = identity.name
     this.trustDomain = identity.trustDomain
-    this.log = (opts.logger ?? pino({ level: opts.logLevel ?? 'info' })).child({
+    const renew = resolveRenewOptions(opts.renew)
+    this.log = (
+      opts.logger ??
+      (opts.logDestination
+        ? pino({ level: opts.logLevel ?? 'info' }, opts.logDestination)
+        : pino({ level: opts.logLevel ?? 'info' }))
+    ).child({
       component: 'router',
       routerId: identity.id,
     })
@@ -284,7 +320,62 @@ export class Router implements RouterHandle {
       ...(opts.maxSseLineBytes !== undefined ? { maxSseLineBytes: opts.maxSseLineBytes } : {}),
       ...(opts.maxSseEventBytes !== undefined ? { maxSseEventBytes: opts.maxSseEventBytes } : {}),
     })
+    this.renewer = new CertRenewer(
+      {
+        log: this.log.child({ component: 'renew' }),
+        trustDomain: this.trustDomain,
+        routerId: this.id,
+        current: () => ({ cert: this.current.cert, key: this.current.key, ca: this.current.ca }),
+        request: (csr) => this.fabric.renew(csr),
+        apply: (next) => this.switchCredentials(next),
+      },
+      renew,
+    )
     this.metrics = new RouterMetrics(this)
+  }
+
+  /** The identity in use (cert/key/ca change on renewal). */
+  get identity(): IdentityFile {
+    return this.current
+  }
+
+  certificate(): CertificateInfo {
+    return this.renewer.info()
+  }
+
+  /** Epoch ms the current certificate expires (metrics). */
+  certExpiresAt(): number {
+    return Date.parse(this.renewer.info().notAfter)
+  }
+
+  renewCertificate(): Promise<CertificateInfo> {
+    if (this.stopping) return Promise.reject(new RouterError('ERR_ROUTER_STOPPED', 'the router is stopped'))
+    return this.renewer.renewNow()
+  }
+
+  /**
+   * Switches to verified new credentials: new TLS connections (listener, links, controller
+   * calls) use them; connections already open keep theirs. Then rewrites the identity file
+   * (atomically, 0600) if the router was started from one.
+   */
+  private async switchCredentials(next: Credentials): Promise<void> {
+    const updated: IdentityFile = { ...this.current, cert: next.cert, key: next.key, ca: next.ca }
+    // Validate the secure context before switching anything (throws on a cert/key mismatch).
+    const ctx = { cert: next.cert, key: next.key, ca: next.ca, minVersion: 'TLSv1.2' as const }
+    tls.createSecureContext(ctx)
+    this.server?.setSecureContext(ctx)
+    this.fabric.setCredentials({ certPem: next.cert, keyPem: next.key, caPem: next.ca })
+    this.current = updated
+    if (this.identityPath) {
+      try {
+        await saveIdentityFile(this.identityPath, updated)
+      } catch (err) {
+        this.log.error(
+          { code: (err as { code?: string }).code, err: (err as Error).message, path: this.identityPath },
+          'the renewed certificate is in use but the identity file could not be rewritten: after a restart the router uses the previous certificate until it expires',
+        )
+      }
+    }
   }
 
   get address(): string {
@@ -406,6 +497,7 @@ export class Router implements RouterHandle {
       for (const p of this.peers) if (p.kind === 'sdk') this.pingLink(p)
     }, this.limits.sdkPingMs)
     this.sdkPingTimer.unref()
+    this.renewer.start()
   }
 
   stop(): Promise<void> {
@@ -415,9 +507,10 @@ export class Router implements RouterHandle {
 
   private async doStop(): Promise<void> {
     this.stopping = true
+    this.renewer.stop()
     this.log.info('router stopping')
     const closed = this.server ? new Promise<void>((r) => this.server!.close(() => r())) : Promise.resolve()
-    for (const t of [this.linkReportTimer, this.linkReportSoon, this.circuitReportTimer])
+    for (const t of [this.linkReportTimer, this.linkReportSoon, this.circuitReportTimer, this.sdkPingTimer])
       if (t) clearInterval(t)
     for (const d of this.linkDialers.values()) if (d.timer) clearTimeout(d.timer)
     const terminatorIds = [...this.terminators.keys(), ...this.pendingTerminatorDeletes.keys()]
@@ -2043,7 +2136,7 @@ export async function startRouter(opts: StartRouterOptions): Promise<RouterHandl
       {},
     )
   }
-  const r = new Router(identity, opts)
+  const r = new Router(identity, opts, typeof opts.identity === 'string' ? opts.identity : null)
   try {
     await r.start()
   } catch (err) {
