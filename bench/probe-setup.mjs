@@ -8,14 +8,18 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-
 const { loadContext } = await import('../packages/sdk/dist/src/index.js')
 const { startOverlay } = await import('./lib/overlay.mjs')
 const { start } = await import('./lib/proc.mjs')
 
 const N = Number(process.argv[2] ?? 500)
 const dir = mkdtempSync(join(tmpdir(), 'np-probe-'))
-const backend = start('backend', process.execPath, [new URL('./lib/backend.mjs', import.meta.url).pathname], {})
+const backend = start(
+  'backend',
+  process.execPath,
+  [new URL('./lib/backend.mjs', import.meta.url).pathname],
+  {},
+)
 const backendPort = (await backend.waitLine((l) => l?.ready === true)).port
 const profDir = process.env.PROBE_PROF_DIR
 const overlay = await startOverlay({ dir, backendPort, ...(profDir ? { profDir } : {}) })
@@ -42,21 +46,39 @@ try {
     for (let i = 0; i < bulkMiB; i++) if (!s.write(chunk)) await new Promise((r) => s.once('drain', r))
     const reply = await new Promise((r) => s.once('data', r))
     const secs = (performance.now() - t0) / 1000
-    console.log(JSON.stringify({ bulkMiB, gbps: ((bulkMiB * 8 * 1.048576) / 1000 / secs).toFixed(2), reply: reply.length }))
+    console.log(
+      JSON.stringify({
+        bulkMiB,
+        gbps: ((bulkMiB * 8 * 1.048576) / 1000 / secs).toFixed(2),
+        reply: reply.length,
+      }),
+    )
     s.destroy()
     if (process.env.PROBE_GC) {
       for (const [name, p] of Object.entries(overlay.procs)) {
-        const gc = (p.lines ?? []).filter((l) => typeof l === 'string' && /Scavenge|Mark-Compact|Mark-sweep/.test(l))
+        const gc = (p.lines ?? []).filter(
+          (l) => typeof l === 'string' && /Scavenge|Mark-Compact|Mark-sweep/.test(l),
+        )
         const kinds = {}
         for (const l of gc) {
           const k = /Scavenge/.test(l) ? 'scavenge' : 'mark'
           kinds[k] = (kinds[k] ?? 0) + 1
         }
-        console.log(name, JSON.stringify(kinds), gc.filter((l) => !/Scavenge/.test(l)).slice(-3).join('\n'))
+        console.log(
+          name,
+          JSON.stringify(kinds),
+          gc
+            .filter((l) => !/Scavenge/.test(l))
+            .slice(-3)
+            .join('\n'),
+        )
       }
     }
   }
-  const services = process.env.PROBE_SERVICES !== undefined ? process.env.PROBE_SERVICES.split(',').filter(Boolean) : ['bench-plain', 'bench-e2e', 'bench-plain', 'bench-e2e']
+  const services =
+    process.env.PROBE_SERVICES !== undefined
+      ? process.env.PROBE_SERVICES.split(',').filter(Boolean)
+      : ['bench-plain', 'bench-e2e', 'bench-plain', 'bench-e2e']
   for (const [k, service] of services.entries()) {
     if (profDir && k === services.length - 1) signalAll()
     const dialT = []

@@ -8,7 +8,6 @@ import { createHash, randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 
-
 const BLOCK = randomBytes(1024 * 1024) // the data sent: this random MiB, repeated
 const CHUNK = 256 * 1024
 let ctx = null

@@ -9,7 +9,6 @@ import './gc-first.mjs'
 // loaded after gc-first.mjs has run: loading a large module graph already grows V8's young generation
 const { startRouter } = await import('../../packages/router/dist/src/index.js')
 
-
 const [identity, maxCircuits = '20000'] = process.argv.slice(2)
 const handle = await startRouter({
   identity,

@@ -11,7 +11,6 @@ import net from 'node:net'
 // loaded after gc-first.mjs has run: loading a large module graph already grows V8's young generation
 const { loadContext } = await import('../../packages/sdk/dist/src/index.js')
 
-
 const [identity, backendPort, spec] = process.argv.slice(2)
 const ctx = await loadContext(identity)
 const held = new Set()

@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 
 const BIN = new URL('../../bin/nullport.js', import.meta.url).pathname
-const PKG = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+const PKG = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string
+}
 
 test('nullport --version and -V print the package version and exit 0; an unknown option exits 1', () => {
   for (const flag of ['--version', '-V']) {

@@ -58,10 +58,30 @@ describe('nullport edge login', () => {
     const line = failLine(r, 'ERR_CLI_UNTRUSTED_CA')
     assert.ok(line.includes(rootFp) && line.includes(wrong), line)
     assert.throws(() => statSync(join(cli.home, 'cli.json')), { code: 'ENOENT' })
-    const bad = await cli.run(['edge', 'login', ctrl.url, '-u', ctrl.adminUser, '-p', 'x', '--ca-fingerprint', 'abc'])
+    const bad = await cli.run([
+      'edge',
+      'login',
+      ctrl.url,
+      '-u',
+      ctrl.adminUser,
+      '-p',
+      'x',
+      '--ca-fingerprint',
+      'abc',
+    ])
     assert.match(failLine(bad, 'ERR_CLI_USAGE'), /64 hex digits/)
     const colons = rootFp.toUpperCase().match(/../g)!.join(':')
-    await cli.ok(['edge', 'login', ctrl.url, '-u', ctrl.adminUser, '-p', ctrl.adminPassword, '--ca-fingerprint', colons])
+    await cli.ok([
+      'edge',
+      'login',
+      ctrl.url,
+      '-u',
+      ctrl.adminUser,
+      '-p',
+      ctrl.adminPassword,
+      '--ca-fingerprint',
+      colons,
+    ])
     const saved = JSON.parse(readFileSync(join(cli.home, 'cli.json'), 'utf8'))
     assert.ok(String(saved.ca ?? JSON.stringify(saved)).includes('BEGIN CERTIFICATE'))
     await cli.ok(['edge', 'list', 'services'])

@@ -4,12 +4,12 @@ import { before, test } from 'node:test'
 import {
   dialerFinish,
   dialerHello,
-  e2eHandshakeStats,
-  hkdfSha256x32,
   E2E_MAX_PLAINTEXT,
   E2E_OVERHEAD,
   type E2EOwnIdentity,
   type E2ESession,
+  e2eHandshakeStats,
+  hkdfSha256x32,
   hostAccept,
 } from '../src/e2e/index.js'
 import { isProtocolError, type ProtocolErrorCode } from '../src/errors.js'

@@ -317,7 +317,9 @@ test('frameBytesOf: decoder payloads (in place and assembled) sit behind their o
   assert.equal(frameBytesOf(Buffer.alloc(100), FrameType.DATA), null)
   const big = Buffer.alloc(200)
   assert.equal(frameBytesOf(big.subarray(50, 150), FrameType.DATA), null)
-  const ping = new FrameDecoder().push(encodeFrame({ type: FrameType.PING, circuitId: 0, flags: 0, payload: Buffer.alloc(8) }))[0]!
+  const ping = new FrameDecoder().push(
+    encodeFrame({ type: FrameType.PING, circuitId: 0, flags: 0, payload: Buffer.alloc(8) }),
+  )[0]!
   assert.equal(frameBytesOf(ping.payload as Uint8Array, FrameType.PING), null)
 })
 

@@ -20,6 +20,13 @@ import { type Logger, silentLogger } from './logger.js'
 import { type ListenOptions, OverlayServer, type ServerHost } from './overlay-server.js'
 import { OverlaySocket, type PeerIdentity } from './overlay-socket.js'
 import { remoteError, wireCode, wireMessage } from './remote-error.js'
+import {
+  type CertificateInfo,
+  CertRenewer,
+  certificateInfo,
+  checkRenewOption,
+  type RenewOption,
+} from './renew.js'
 import { RouterConnection, type TlsCredentials } from './router-connection.js'
 
 /** Options of `loadContext()`. */
@@ -40,6 +47,12 @@ export interface ContextOptions {
   eventsIdleTimeoutMs?: number
   /** Agent string sent in HELLO. Default `nullport-sdk-node/<version>`. */
   agent?: string
+  /**
+   * Automatic renewal of the identity certificate: `{ fraction }` renews once that share of its
+   * lifetime has passed (default 2/3); `false` disables it. A context loaded from a file rewrites
+   * the file (atomically, 0600) with the renewed certificate and key.
+   */
+  renew?: RenewOption
 }
 
 /** Options of `ctx.dial()`. */
@@ -77,7 +90,9 @@ function checkPositiveInt(name: string, v: number | undefined, dflt: number): nu
  * dials and hosts services. Several contexts may live in one process.
  *
  * Events: 'services' (ClientService[]), 'routers' (ClientEdgeRouter[]), 'revoked' (SdkError
- * ERR_IDENTITY_REVOKED: everything was closed), 'close'.
+ * ERR_IDENTITY_REVOKED: everything was closed), 'certificate' (CertificateInfo & { previous }:
+ * the certificate was renewed), 'renewError' (SdkError ERR_RENEW_FAILED, with `retryInMs` in its
+ * details, null when it will not retry), 'close'.
  *
  * @example
  * const ctx = await loadContext('./alice.json')
@@ -88,7 +103,8 @@ function checkPositiveInt(name: string, v: number | undefined, dflt: number): nu
 export class Context extends EventEmitter {
   /** Who this context is (from the identity file, confirmed by the controller). */
   readonly identity: PeerIdentity
-  private readonly file: IdentityFile
+  private file: IdentityFile
+  private readonly renewer: CertRenewer
   private readonly logger: Logger
   private readonly controller: ControllerClient
   private readonly creds: TlsCredentials
@@ -116,9 +132,10 @@ export class Context extends EventEmitter {
   private readonly serverHost: ServerHost
 
   /** @internal Use `loadContext()`. */
-  constructor(file: IdentityFile, opts: ContextOptions = {}) {
+  constructor(file: IdentityFile, opts: ContextOptions = {}, filePath: string | null = null) {
     super()
     this.file = file
+    const renew = checkRenewOption(opts.renew)
     this.identity = { id: file.id, name: file.name }
     this.logger = opts.logger ?? silentLogger
     this.creds = { cert: file.cert, key: file.key, ca: file.ca, trustDomain: file.trustDomain }
@@ -155,6 +172,58 @@ export class Context extends EventEmitter {
         if (this.servers.get(server.service) === server) this.servers.delete(server.service)
       },
     }
+    this.renewer = new CertRenewer(
+      {
+        identity: this.identity,
+        trustDomain: file.trustDomain,
+        caPem: file.ca,
+        currentCert: () => this.creds.cert,
+        requestRenewal: (csr) => this.controller.renew(csr),
+        apply: (cert, key) => {
+          // new connections (controller, routers) and e2e hellos use it; live ones continue
+          this.creds.cert = cert
+          this.creds.key = key
+          this.e2eOwn.certChainPem = cert
+          this.e2eOwn.keyPem = key
+          this.file = { ...this.file, cert, key }
+          this.controller.setCredentials({ cert, key })
+        },
+        filePath,
+        fileContent: () => this.file,
+        onRenewed: (info) => {
+          this.logger.info?.({ ...info, identity: this.identity.name }, 'certificate renewed')
+          this.emit('certificate', info)
+        },
+        onFailed: (err, retryInMs) => {
+          const e = new SdkError(
+            err.code === 'ERR_IDENTITY_REVOKED' ? 'ERR_RENEW_FAILED' : err.code,
+            err.message,
+            {
+              ...err.details,
+              retryInMs,
+            },
+            { cause: err },
+          )
+          this.logger.warn?.({ err: e, retryInMs }, 'certificate renewal failed')
+          if (this.listenerCount('renewError') > 0) this.emit('renewError', e)
+        },
+      },
+      renew,
+    )
+  }
+
+  /** The identity certificate in use: fingerprint and validity. */
+  certificate(): CertificateInfo {
+    return certificateInfo(this.creds.cert)
+  }
+
+  /**
+   * Renews the identity certificate now (automatic renewal does this on its own): resolves with
+   * the new certificate's info, or rejects with ERR_RENEW_FAILED (the old certificate stays in use).
+   */
+  async renewCertificate(): Promise<CertificateInfo> {
+    if (this.closedFlag) throw new SdkError('ERR_CONTEXT_CLOSED', 'the context is closed')
+    return this.renewer.renew()
   }
 
   /** @internal Authenticates, fetches services and routers, subscribes to events, connects routers. */
@@ -168,6 +237,7 @@ export class Context extends EventEmitter {
     }
     await this.refresh()
     this.subscribe()
+    this.renewer.start()
     // Wait (bounded) for the first router connections, so that the first dial does not have to.
     const pending = [...this.routers.values()]
       .map((s) => s.connecting)
@@ -744,6 +814,7 @@ export class Context extends EventEmitter {
   private shutdown(err: SdkError, quiet = false): void {
     if (this.closedFlag) return
     this.closedFlag = true
+    this.renewer.stop()
     this.closeEvents?.()
     this.closeEvents = null
     if (this.eventsTimer) clearTimeout(this.eventsTimer)
@@ -797,7 +868,7 @@ export async function loadContext(
       `${file.name} is a ${file.kind} identity file: the SDK needs an identity (not a router) file`,
     )
   }
-  const ctx = new Context(file, opts)
+  const ctx = new Context(file, opts, typeof pathOrIdentityFile === 'string' ? pathOrIdentityFile : null)
   try {
     await ctx.start()
   } catch (err) {

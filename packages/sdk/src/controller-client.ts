@@ -26,21 +26,47 @@ const REVOKED_CODES = new Set([
  */
 export class ControllerClient {
   readonly baseUrl: URL
-  private readonly agent: https.Agent
+  private agent: https.Agent
   private token: string | null = null
   private closed = false
-  private readonly tlsOptions: { cert: string; key: string; ca: string }
+  private tlsOptions: { cert: string; key: string; ca: string }
 
   constructor(controller: string, creds: TlsCredentials) {
     this.baseUrl = new URL(controller)
     this.tlsOptions = { cert: creds.cert, key: creds.key, ca: creds.ca }
-    this.agent = new https.Agent({
-      cert: creds.cert,
-      key: creds.key,
-      ca: creds.ca,
-      keepAlive: true,
-      maxSockets: 4,
-    })
+    this.agent = ControllerClient.agentFor(this.tlsOptions)
+  }
+
+  private static agentFor(o: { cert: string; key: string; ca: string }): https.Agent {
+    return new https.Agent({ cert: o.cert, key: o.key, ca: o.ca, keepAlive: true, maxSockets: 4 })
+  }
+
+  /**
+   * Uses a renewed certificate for every later request and event stream. Requests in flight finish
+   * on the old agent, which is closed a minute later.
+   */
+  setCredentials(creds: { cert: string; key: string }): void {
+    this.tlsOptions = { ...this.tlsOptions, cert: creds.cert, key: creds.key }
+    const old = this.agent
+    this.agent = ControllerClient.agentFor(this.tlsOptions)
+    setTimeout(() => old.destroy(), 60_000).unref()
+  }
+
+  /** POST /current-identity/renew {csr} -> the new certificate chain. */
+  async renew(csr: string): Promise<{ cert: string; ca: string; notAfter: string }> {
+    const r = await this.request<{ cert?: unknown; ca?: unknown; notAfter?: unknown }>(
+      'POST',
+      `${CLIENT_API}/current-identity/renew`,
+      { csr },
+    )
+    const d = r.data
+    if (typeof d?.cert !== 'string' || typeof d.ca !== 'string' || typeof d.notAfter !== 'string') {
+      throw new SdkError(
+        'ERR_CONTROLLER_RESPONSE',
+        'the controller answered renew without cert, ca and notAfter',
+      )
+    }
+    return { cert: d.cert, ca: d.ca, notAfter: d.notAfter }
   }
 
   /** POST /authenticate?method=cert. */

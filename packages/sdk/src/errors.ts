@@ -72,6 +72,8 @@ export type SdkErrorCode =
   | 'ERR_ENROLL_REFUSED'
   | 'ERR_ENROLL_OUTPUT_EXISTS'
   | 'ERR_ENROLL_OUTPUT_WRITE'
+  // certificate renewal (renew.ts)
+  | 'ERR_RENEW_FAILED'
   // HTTP clients, zitify, register (src/http, zitify.ts, register.ts)
   | 'ERR_NOT_INTERCEPTED'
   | 'ERR_INVALID_BINDINGS'
@@ -83,6 +85,7 @@ export const SDK_ERROR_CODES: ReadonlySet<string> = new Set<SdkErrorCode>([
   'ERR_IDENTITY_FILE',
   'ERR_CONTROLLER_UNREACHABLE',
   'ERR_CONTROLLER_RESPONSE',
+  'ERR_RENEW_FAILED',
   'ERR_AUTHENTICATION_FAILED',
   'ERR_IDENTITY_REVOKED',
   'ERR_CONTEXT_CLOSED',

@@ -22,5 +22,6 @@ export {
   type OverlaySocketInit,
   type PeerIdentity,
 } from './overlay-socket.js'
+export type { CertificateInfo, RenewOption } from './renew.js'
 export { type ServeHandle, type ServeOptions, serve } from './serve.js'
 export { type ZitifyBinding, type ZitifyBindings, type ZitifyOptions, zitify } from './zitify.js'

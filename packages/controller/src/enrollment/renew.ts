@@ -10,8 +10,8 @@
  */
 import type { ControllerContext } from '../core/context.js'
 import { ControllerError } from '../errors.js'
-import type { PeerIdentity } from '../pki/peer-auth.js'
 import { type NetworkPki, parseHostPort } from '../pki/network-pki.js'
+import type { PeerIdentity } from '../pki/peer-auth.js'
 
 export const RENEW_MIN_INTERVAL_MS = 10_000
 const RENEW_TRACKED_MAX = 100_000
@@ -82,7 +82,14 @@ export async function renewCertificate(
   ctx
     .log('enrollment')
     .info(
-      { kind: peer.kind, id: peer.id, name: peer.name, fingerprint: issued.fingerprint, notAfter: issued.notAfter, previous: peer.fingerprint },
+      {
+        kind: peer.kind,
+        id: peer.id,
+        name: peer.name,
+        fingerprint: issued.fingerprint,
+        notAfter: issued.notAfter,
+        previous: peer.fingerprint,
+      },
       'certificate renewed',
     )
   return { cert: issued.chainPem, ca: pki.caBundlePem, notAfter: issued.notAfter }

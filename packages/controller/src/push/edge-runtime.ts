@@ -4,7 +4,7 @@
  * period), link measurements and routes, circuit reports. It follows the change feed: every
  * committed batch goes to the routers' streams and, as `services-changed`, to SDK sessions.
  */
-import { RenewLimiter } from '../enrollment/renew.js'
+
 import { hostname } from 'node:os'
 import type { DataChange } from '@nullport/protocol'
 import type { Logger } from 'pino'
@@ -13,6 +13,7 @@ import { splitHostPort } from '../config.js'
 import type { ChangeBatch } from '../core/change-feed.js'
 import type { ControllerContext, EdgeModule } from '../core/context.js'
 import { FailureLimiter } from '../core/rate-limit.js'
+import { RenewLimiter } from '../enrollment/renew.js'
 import { EnrollmentSigner } from '../enrollment/tokens.js'
 import { NetworkPki } from '../pki/network-pki.js'
 import { RouteManager } from '../routing/route-manager.js'

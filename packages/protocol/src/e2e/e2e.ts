@@ -7,13 +7,13 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
+  createHmac,
   createPrivateKey,
   createPublicKey,
   createSecretKey,
   diffieHellman,
   generateKeyPair,
   generateKeyPairSync,
-  createHmac,
   type KeyObject,
   randomBytes,
   sign,
@@ -302,7 +302,12 @@ function verifyPeer(
       { who, spiffeId },
     )
   }
-  return { leaf, publicKey, leafHash, peer: { spiffeId, identityId: parsed.id, commonName: commonNameOf(leaf) } }
+  return {
+    leaf,
+    publicKey,
+    leafHash,
+    peer: { spiffeId, identityId: parsed.id, commonName: commonNameOf(leaf) },
+  }
 }
 
 /** Strict base64 of an exact (or bounded) size. */
@@ -369,7 +374,8 @@ function refillEphemerals(): void {
     ephemeralPending++
     generateKeyPair('x25519', {}, (err, publicKey, privateKey) => {
       ephemeralPending--
-      if (!err && ephemeralPool.length < EPHEMERAL_POOL_SIZE) ephemeralPool.push(ephemeralOf(privateKey, publicKey))
+      if (!err && ephemeralPool.length < EPHEMERAL_POOL_SIZE)
+        ephemeralPool.push(ephemeralOf(privateKey, publicKey))
     })
   }
 }

@@ -593,7 +593,8 @@ export function frameBytesOf(payload: Uint8Array, type: number): Buffer | null {
   const off = payload.byteOffset
   if (off < HEADER_SIZE || (type !== FrameType.DATA && type !== FrameType.HALF_CLOSE)) return null
   const raw = Buffer.from(payload.buffer, off - HEADER_SIZE, HEADER_SIZE + payload.byteLength)
-  if (raw[0] !== PROTOCOL_VERSION || raw[1] !== type || raw.readUInt32BE(8) !== payload.byteLength) return null
+  if (raw[0] !== PROTOCOL_VERSION || raw[1] !== type || raw.readUInt32BE(8) !== payload.byteLength)
+    return null
   return raw
 }
 

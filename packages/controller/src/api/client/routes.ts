@@ -165,7 +165,8 @@ export async function clientRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
       // the certificate is checked before the body is read
       onRequest: auth,
     },
-    async (req) => ok(await renewCertificate(ctx, pki, rt.renewLimiter, req.peer!, req.body as { csr: string })),
+    async (req) =>
+      ok(await renewCertificate(ctx, pki, rt.renewLimiter, req.peer!, req.body as { csr: string })),
   )
 
   app.get(

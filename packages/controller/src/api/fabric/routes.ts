@@ -2,20 +2,20 @@
  * Fabric API `/fabric/v1` for edge routers (mTLS with a router certificate; the router id is the
  * certificate's SPIFFE id). `/enroll` is the only route without a certificate.
  */
-import { renewCertificate } from '../../enrollment/renew.js'
-import { RenewBody, RenewResult } from '../client/routes.js'
+
 import { isIP } from 'node:net'
 import type { PolicySnapshot, RouterEvent } from '@nullport/protocol'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { checkEnrollRate, enroll, limitedEnroll } from '../../enrollment/enroll.js'
+import { renewCertificate } from '../../enrollment/renew.js'
 import { ControllerError } from '../../errors.js'
 import { parseHostPort } from '../../pki/network-pki.js'
 import { authenticatePeer, peerCertificate } from '../../pki/peer-auth.js'
 import type { EdgeRuntime } from '../../push/edge-runtime.js'
 import { SseStream } from '../../push/sse.js'
 import { MAX_LINK_LATENCY_MS, MAX_LINK_PEERS } from '../../routing/route-manager.js'
-import { EnrollResult } from '../client/routes.js'
+import { EnrollResult, RenewBody, RenewResult } from '../client/routes.js'
 import { requireAdmin } from '../common/auth.js'
 import { ErrorSchema, envelope, ok } from '../common/envelope.js'
 import type { CircuitReport } from './circuits.js'
@@ -130,7 +130,8 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
       // the certificate is checked before the body is read
       onRequest: auth,
     },
-    async (req) => ok(await renewCertificate(ctx, pki, rt.renewLimiter, req.peer!, req.body as { csr: string })),
+    async (req) =>
+      ok(await renewCertificate(ctx, pki, rt.renewLimiter, req.peer!, req.body as { csr: string })),
   )
 
   app.get(`${base}/stream`, { onRequest: auth }, async (req, reply) => {

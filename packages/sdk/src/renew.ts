@@ -1,0 +1,198 @@
+/**
+ * Automatic renewal of the identity certificate. Certificates are short-lived (the controller's
+ * `identityCertLifetime`, 30 days by default); a context renews its own when a fraction of the
+ * lifetime has passed (default 2/3): a new P-256 key, a CSR, `POST /current-identity/renew`
+ * authenticated with the current certificate, the answer verified (chain to the network CA, same
+ * SPIFFE id, the new key) before it is used. Then new connections (controller, routers, e2e
+ * hellos) use the new certificate, live ones continue, and the identity file, when the context was
+ * loaded from one, is rewritten atomically (0600). Failures are retried with backoff, never past
+ * the expiry; a revoked identity stops retrying.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto'
+import {
+  createCsr,
+  generateKeyPem,
+  type IdentityFile,
+  makeSpiffeId,
+  saveIdentityFile,
+  splitPem,
+  verifyChain,
+} from '@nullport/protocol'
+import { SdkError } from './errors.js'
+
+/** `renew` option of loadContext: false disables automatic renewal. */
+export type RenewOption = false | { fraction?: number }
+
+export interface CertificateInfo {
+  /** Lower-case hex SHA-256 of the leaf certificate. */
+  fingerprint: string
+  notBefore: string
+  notAfter: string
+}
+
+/** Longest setTimeout delay; longer waits re-arm. */
+const MAX_DELAY_MS = 2 ** 31 - 1
+const RETRY_MIN_MS = 5_000
+const RETRY_MAX_MS = 5 * 60_000
+
+export function certificateInfo(chainPem: string): CertificateInfo {
+  const leafPem = splitPem(chainPem)[0]
+  if (!leafPem) throw new SdkError('ERR_IDENTITY_FILE', 'the identity certificate is missing')
+  const leaf = new X509Certificate(leafPem)
+  return {
+    fingerprint: leaf.fingerprint256.replace(/:/g, '').toLowerCase(),
+    notBefore: new Date(leaf.validFrom).toISOString(),
+    notAfter: new Date(leaf.validTo).toISOString(),
+  }
+}
+
+export function checkRenewOption(o: RenewOption | undefined): false | { fraction: number } {
+  if (o === false) return false
+  const fraction = o?.fraction ?? 2 / 3
+  if (typeof fraction !== 'number' || !(fraction > 0 && fraction < 1)) {
+    throw new SdkError(
+      'ERR_INVALID_OPTION',
+      `option renew.fraction must be a number between 0 and 1 (the share of the certificate's lifetime after which it is renewed), got ${String(fraction)}`,
+    )
+  }
+  return { fraction }
+}
+
+export interface RenewHost {
+  identity: { id: string; name: string }
+  trustDomain: string
+  caPem: string
+  currentCert(): string
+  /** Asks the controller for a certificate for `csr`. */
+  requestRenewal(csr: string): Promise<{ cert: string; ca: string; notAfter: string }>
+  /** Switches to the new certificate and key (in memory). */
+  apply(cert: string, keyPem: string): void
+  /** The identity file to rewrite, if the context was loaded from one. */
+  filePath: string | null
+  fileContent(): IdentityFile
+  onRenewed(info: CertificateInfo & { previous: string }): void
+  onFailed(err: SdkError, retryInMs: number | null): void
+}
+
+export class CertRenewer {
+  private timer: NodeJS.Timeout | null = null
+  private running: Promise<CertificateInfo> | null = null
+  private retryMs = RETRY_MIN_MS
+  private stopped = false
+
+  constructor(
+    private readonly host: RenewHost,
+    private readonly opts: false | { fraction: number },
+  ) {}
+
+  /** Arms the timer for the current certificate (no-op when renewal is disabled). */
+  start(): void {
+    if (this.opts === false || this.stopped) return
+    const info = certificateInfo(this.host.currentCert())
+    const from = Date.parse(info.notBefore)
+    const to = Date.parse(info.notAfter)
+    const at = from + (to - from) * this.opts.fraction
+    this.arm(Math.max(0, at - Date.now()))
+  }
+
+  stop(): void {
+    this.stopped = true
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+  }
+
+  private arm(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer)
+    const wait = Math.min(delayMs, MAX_DELAY_MS)
+    this.timer = setTimeout(() => {
+      this.timer = null
+      if (this.stopped) return
+      if (wait < delayMs) {
+        this.arm(delayMs - wait)
+        return
+      }
+      this.renew().then(
+        () => {
+          this.retryMs = RETRY_MIN_MS
+          this.start()
+        },
+        (err: SdkError) => this.retry(err),
+      )
+    }, wait)
+    this.timer.unref()
+  }
+
+  private retry(err: SdkError): void {
+    if (this.stopped) return
+    const revoked = err.code === 'ERR_IDENTITY_REVOKED'
+    const left = Date.parse(certificateInfo(this.host.currentCert()).notAfter) - Date.now()
+    if (revoked || left <= 0) {
+      this.host.onFailed(err, null)
+      return
+    }
+    const wait = Math.min(this.retryMs, Math.max(1_000, left / 2))
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS)
+    this.host.onFailed(err, wait)
+    this.arm(wait)
+  }
+
+  /** Renews now (one at a time: a second call while one runs gets the same result). */
+  renew(): Promise<CertificateInfo> {
+    this.running ??= this.renewOnce().finally(() => {
+      this.running = null
+    })
+    return this.running
+  }
+
+  private async renewOnce(): Promise<CertificateInfo> {
+    const h = this.host
+    const previous = certificateInfo(h.currentCert()).fingerprint
+    const keyPem = await generateKeyPem()
+    const csr = await createCsr({ keyPem, commonName: h.identity.name })
+    let answer: { cert: string; ca: string; notAfter: string }
+    try {
+      answer = await h.requestRenewal(csr)
+    } catch (err) {
+      if (err instanceof SdkError && err.code === 'ERR_IDENTITY_REVOKED') throw err
+      throw new SdkError(
+        'ERR_RENEW_FAILED',
+        `renewing the certificate of ${h.identity.name} failed: ${(err as Error).message}`,
+        { remoteCode: (err as SdkError).details?.remoteCode },
+        { cause: err },
+      )
+    }
+    // Never switch to a certificate that is not ours: chain, identity and key are checked.
+    const expected = makeSpiffeId(h.trustDomain, 'identity', h.identity.id)
+    try {
+      const v = verifyChain({ chainPem: answer.cert, rootsPem: h.caPem })
+      if (v.spiffeId !== expected) throw new Error(`it names ${v.spiffeId}, expected ${expected}`)
+      if (!v.leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new Error('it is not for the new key')
+    } catch (err) {
+      throw new SdkError(
+        'ERR_RENEW_FAILED',
+        `the controller answered the renewal of ${h.identity.name} with an unusable certificate: ${(err as Error).message}`,
+        {},
+        { cause: err },
+      )
+    }
+    const cert = answer.cert.endsWith('\n') ? answer.cert : `${answer.cert}\n`
+    if (h.filePath) {
+      // The file first: if it cannot be written, keep running on the old certificate (which is
+      // still valid) rather than hold a certificate that a restart would lose.
+      try {
+        await saveIdentityFile(h.filePath, { ...h.fileContent(), cert, key: keyPem })
+      } catch (err) {
+        throw new SdkError(
+          'ERR_RENEW_FAILED',
+          `the renewed certificate of ${h.identity.name} could not be saved to ${h.filePath}: ${(err as Error).message}`,
+          { path: h.filePath },
+          { cause: err },
+        )
+      }
+    }
+    h.apply(cert, keyPem)
+    const info = certificateInfo(cert)
+    h.onRenewed({ ...info, previous })
+    return info
+  }
+}
