@@ -111,6 +111,9 @@ describe('router: certificate renewal', () => {
   let dialer: Context
   const routers: OwnRouter[] = []
   const contexts: Context[] = []
+  /** Router A's fingerprint after the first test's renewal. */
+  let renewedOnce = ''
+  let enrolledWith = ''
 
   /** Creates, enrolls and starts an in-process router from its identity file, capturing its logs. */
   async function ownRouter(name: string, extra: Partial<StartRouterOptions>): Promise<OwnRouter> {
@@ -197,6 +200,8 @@ describe('router: certificate renewal', () => {
     assert.notEqual(after.fingerprint, before.fingerprint, 'a new certificate')
     assert.ok(Date.parse(after.notAfter) > Date.parse(before.notAfter), `${after.notAfter} > ${before.notAfter}`)
     assert.deepEqual(r.handle.certificate(), after)
+    renewedOnce = after.fingerprint
+    enrolledWith = before.fingerprint
     const renewedLog = r.logs.find((l) => l.msg === 'certificate renewed')
     assert.ok(renewedLog, 'logged "certificate renewed"')
     assert.equal(renewedLog.oldFingerprint, before.fingerprint)
@@ -273,6 +278,26 @@ describe('router: certificate renewal', () => {
     const s = await fresh.dial('renew-echo')
     assert.equal(await echo(s, 'still works'), 'still works')
     s.destroy()
+
+    // A third renewal: the controller keeps the certificate the call authenticated with, the
+    // newest other one, and the new one. Only if the router called with its current (renewed)
+    // certificate is the enrollment certificate gone.
+    const third = await waitFor(
+      'a third renewal',
+      async () => {
+        try {
+          return await r.handle.renewCertificate()
+        } catch (err) {
+          if ((err as { details?: { apiCode?: string } }).details?.apiCode === 'ERR_RATE_LIMITED') return undefined
+          throw err
+        }
+      },
+      30_000,
+    )
+    const view = await net.api<{ certificates: Array<{ fingerprint: string }> }>('GET', `/edge-routers/${r.handle.id}`)
+    const held = view.certificates.map((c) => c.fingerprint)
+    assert.ok(!held.includes(enrolledWith), 'the enrollment certificate was pruned')
+    assert.deepEqual(held.sort(), [renewedOnce, first.fingerprint, third.fingerprint].sort())
   })
 
   it('renews on schedule by itself (renew.fraction) and rewrites the identity file', async () => {
