@@ -274,8 +274,6 @@ export class CertRenewer {
     if (this.stopped || !this.opts) return
     try {
       await this.renewNow()
-      this.backoff.reset()
-      this.schedule()
     } catch (err) {
       if (this.stopped) return
       const code = renewErrorCode(err)
@@ -335,6 +333,9 @@ export class CertRenewer {
       this.infoNow = info
       this.lastRenewedAt = Date.now()
       this.armExpiry()
+      // The next renewal follows the new certificate (also after an on-demand renewal).
+      this.backoff.reset()
+      this.schedule()
       this.deps.log.info(
         { oldFingerprint: old.fingerprint, newFingerprint: info.fingerprint, notAfter: info.notAfter, previousNotAfter: old.notAfter },
         'certificate renewed',
