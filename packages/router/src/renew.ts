@@ -254,6 +254,19 @@ export class CertRenewer {
 
   /** Renews now (shares a renewal already under way). Rejects with the failure; the current certificate stays in use. */
   renewNow(): Promise<CertificateInfo> {
+    const old = this.infoNow
+    return this.shared().catch((err: unknown) => {
+      if (!this.stopped)
+        this.deps.log.warn(
+          { code: renewErrorCode(err), err: (err as Error).message, fingerprint: old.fingerprint, notAfter: old.notAfter },
+          'certificate renewal failed; the current certificate stays in use',
+        )
+      throw err
+    })
+  }
+
+  /** One renewal at a time: callers during a renewal share it. */
+  private shared(): Promise<CertificateInfo> {
     if (this.stopped) return Promise.reject(new RouterError('ERR_ROUTER_STOPPED', 'the router is stopped'))
     if (!this.inFlight) {
       this.inFlight = this.renewOnce().finally(() => {
@@ -273,7 +286,7 @@ export class CertRenewer {
   private async runScheduled(): Promise<void> {
     if (this.stopped || !this.opts) return
     try {
-      await this.renewNow()
+      await this.shared()
     } catch (err) {
       if (this.stopped) return
       const code = renewErrorCode(err)
@@ -300,8 +313,12 @@ export class CertRenewer {
       const total = notAfter - Date.parse(this.infoNow.notBefore)
       const soon = left < Math.min(3_600_000, total * 0.1)
       const fields = { code, err: (err as Error).message, retryInMs: delay, notAfter: this.infoNow.notAfter, expiresInSeconds: Math.floor(left / 1000) }
-      if (soon) this.deps.log.error(fields, 'certificate renewal failed and the router certificate expires soon; retrying')
-      else this.deps.log.warn(fields, 'certificate renewal failed; retrying')
+      if (soon)
+        this.deps.log.error(
+          fields,
+          'certificate renewal failed and the router certificate expires soon; the current certificate stays in use, retrying',
+        )
+      else this.deps.log.warn(fields, 'certificate renewal failed; the current certificate stays in use, retrying')
       this.timer.arm(Date.now() + delay, () => void this.runScheduled())
     }
   }
@@ -319,35 +336,32 @@ export class CertRenewer {
 
   private async renewOnce(): Promise<CertificateInfo> {
     const old = this.infoNow
-    try {
-      const key = await generateKeyPem()
-      const csr = await createCsr({
-        keyPem: key,
-        commonName: this.deps.routerId,
-        uris: [makeSpiffeId(this.deps.trustDomain, 'router', this.deps.routerId)],
-      })
-      const answer = await this.deps.request(csr)
-      const info = verifyRenewal(answer, key, this.deps.trustDomain, this.deps.routerId)
-      if (this.stopped) throw new RouterError('ERR_ROUTER_STOPPED', 'the router stopped during certificate renewal')
-      await this.deps.apply({ cert: answer.cert, key, ca: answer.ca }, info)
-      this.infoNow = info
-      this.lastRenewedAt = Date.now()
-      this.armExpiry()
-      // The next renewal follows the new certificate (also after an on-demand renewal).
-      this.backoff.reset()
-      this.schedule()
-      this.deps.log.info(
-        { oldFingerprint: old.fingerprint, newFingerprint: info.fingerprint, notAfter: info.notAfter, previousNotAfter: old.notAfter },
-        'certificate renewed',
-      )
-      return { ...info }
-    } catch (err) {
-      if (!this.stopped)
-        this.deps.log.warn(
-          { code: renewErrorCode(err), err: (err as Error).message, fingerprint: old.fingerprint, notAfter: old.notAfter },
-          'certificate renewal failed; the current certificate stays in use',
-        )
-      throw err
-    }
+    const key = await generateKeyPem()
+    const csr = await createCsr({
+      keyPem: key,
+      commonName: this.deps.routerId,
+      uris: [makeSpiffeId(this.deps.trustDomain, 'router', this.deps.routerId)],
+    })
+    const answer = await this.deps.request(csr)
+    const info = verifyRenewal(answer, key, this.deps.trustDomain, this.deps.routerId)
+    if (this.stopped) throw new RouterError('ERR_ROUTER_STOPPED', 'the router stopped during certificate renewal')
+    await this.deps.apply({ cert: answer.cert, key, ca: answer.ca }, info)
+    this.infoNow = info
+    this.lastRenewedAt = Date.now()
+    this.gaveUp = false
+    this.armExpiry()
+    // The next renewal follows the new certificate (also after an on-demand renewal).
+    this.backoff.reset()
+    this.schedule()
+    this.deps.log.info(
+      {
+        oldFingerprint: old.fingerprint,
+        newFingerprint: info.fingerprint,
+        notAfter: info.notAfter,
+        previousNotAfter: old.notAfter,
+      },
+      'certificate renewed',
+    )
+    return { ...info }
   }
 }
