@@ -279,6 +279,12 @@ describe('router: certificate renewal', () => {
     assert.equal(await echo(s, 'still works'), 'still works')
     s.destroy()
 
+    // a second router links to this one (over the renewed certificate)
+    const c = await ownRouter('renew-c', { renew: false })
+    const linked = (): true | undefined =>
+      r.handle.stats().links.includes(c.handle.id) && c.handle.stats().links.includes(r.handle.id) ? true : undefined
+    await waitFor('a link between the routers', linked, 20_000)
+
     // A third renewal: the controller keeps the certificate the call authenticated with, the
     // newest other one, and the new one. Only if the router called with its current (renewed)
     // certificate is the enrollment certificate gone.
@@ -298,6 +304,10 @@ describe('router: certificate renewal', () => {
     const held = view.certificates.map((c) => c.fingerprint)
     assert.ok(!held.includes(enrolledWith), 'the enrollment certificate was pruned')
     assert.deepEqual(held.sort(), [renewedOnce, first.fingerprint, third.fingerprint].sort())
+    // routers drop connections made with a pruned certificate: the link (re)made with the
+    // router's current certificate stays up
+    await new Promise((res) => setTimeout(res, 2000))
+    await waitFor('the link after the enrollment certificate was pruned', linked, 20_000)
   })
 
   it('renews on schedule by itself (renew.fraction) and rewrites the identity file', async () => {
