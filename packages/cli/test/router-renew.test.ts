@@ -12,8 +12,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import tls from 'node:tls'
 import { after, before, describe, it } from 'node:test'
+import tls from 'node:tls'
 import { fingerprintSha256, type IdentityFile, loadIdentityFile } from '@nullport/protocol'
 import { type RouterHandle, type StartRouterOptions, startRouter } from '@nullport/router'
 import { type Context, enroll, loadContext, type OverlaySocket } from '@nullport/sdk'
@@ -92,7 +92,11 @@ async function metricValue(address: string, name: string): Promise<number> {
   return Number(line.slice(line.lastIndexOf(' ') + 1))
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await fn()
@@ -117,7 +121,9 @@ describe('router: certificate renewal', () => {
 
   /** Creates, enrolls and starts an in-process router from its identity file, capturing its logs. */
   async function ownRouter(name: string, extra: Partial<StartRouterOptions>): Promise<OwnRouter> {
-    const created = await net.api<{ id: string; enrollment?: { jwt?: string } }>('POST', '/edge-routers', { name })
+    const created = await net.api<{ id: string; enrollment?: { jwt?: string } }>('POST', '/edge-routers', {
+      name,
+    })
     const jwt = created.enrollment?.jwt
     assert.ok(jwt, 'the controller returns an enrollment token')
     const identityPath = join(dir, `${name}.identity.json`)
@@ -188,7 +194,10 @@ describe('router: certificate renewal', () => {
     assert.equal(before.fingerprint, fingerprintSha256(fileBefore.cert))
     assert.equal(await presentedFingerprint(r.handle.address, dialerId.file), before.fingerprint)
     const expiry = await metricValue(r.handle.metricsAddress!, 'nullport_router_cert_expiry_seconds')
-    assert.ok(expiry > 0 && expiry <= 120, `the expiry gauge is the seconds left of a 120 s certificate: ${expiry}`)
+    assert.ok(
+      expiry > 0 && expiry <= 120,
+      `the expiry gauge is the seconds left of a 120 s certificate: ${expiry}`,
+    )
 
     // a circuit opened before the renewal
     const early = await dialer.dial('renew-echo')
@@ -198,7 +207,10 @@ describe('router: certificate renewal', () => {
     await new Promise((res) => setTimeout(res, 1100))
     const after = await r.handle.renewCertificate()
     assert.notEqual(after.fingerprint, before.fingerprint, 'a new certificate')
-    assert.ok(Date.parse(after.notAfter) > Date.parse(before.notAfter), `${after.notAfter} > ${before.notAfter}`)
+    assert.ok(
+      Date.parse(after.notAfter) > Date.parse(before.notAfter),
+      `${after.notAfter} > ${before.notAfter}`,
+    )
     assert.deepEqual(r.handle.certificate(), after)
     renewedOnce = after.fingerprint
     enrolledWith = before.fingerprint
@@ -213,9 +225,15 @@ describe('router: certificate renewal', () => {
     const file = await loadIdentityFile(r.identityPath)
     assert.equal(fingerprintSha256(file.cert), after.fingerprint)
     assert.notEqual(file.key, fileBefore.key, 'a new key')
-    assert.ok(new X509Certificate(file.cert).checkPrivateKey(createPrivateKey(file.key)), 'the key matches the certificate')
+    assert.ok(
+      new X509Certificate(file.cert).checkPrivateKey(createPrivateKey(file.key)),
+      'the key matches the certificate',
+    )
     assert.equal(file.id, fileBefore.id)
-    assert.deepEqual(Object.keys(JSON.parse(await readFile(r.identityPath, 'utf8'))).sort(), Object.keys(fileBefore).sort())
+    assert.deepEqual(
+      Object.keys(JSON.parse(await readFile(r.identityPath, 'utf8'))).sort(),
+      Object.keys(fileBefore).sort(),
+    )
 
     // a new TLS client sees the new certificate
     assert.equal(await presentedFingerprint(r.handle.address, dialerId.file), after.fingerprint)
@@ -252,7 +270,8 @@ describe('router: certificate renewal', () => {
         try {
           return await r.handle.renewCertificate()
         } catch (err) {
-          if ((err as { details?: { apiCode?: string } }).details?.apiCode === 'ERR_RATE_LIMITED') return undefined
+          if ((err as { details?: { apiCode?: string } }).details?.apiCode === 'ERR_RATE_LIMITED')
+            return undefined
           throw err
         }
       },
@@ -282,7 +301,9 @@ describe('router: certificate renewal', () => {
     // a second router links to this one (over the renewed certificate)
     const c = await ownRouter('renew-c', { renew: false })
     const linked = (): true | undefined =>
-      r.handle.stats().links.includes(c.handle.id) && c.handle.stats().links.includes(r.handle.id) ? true : undefined
+      r.handle.stats().links.includes(c.handle.id) && c.handle.stats().links.includes(r.handle.id)
+        ? true
+        : undefined
     await waitFor('a link between the routers', linked, 20_000)
 
     // A third renewal: the controller keeps the certificate the call authenticated with, the
@@ -294,13 +315,17 @@ describe('router: certificate renewal', () => {
         try {
           return await r.handle.renewCertificate()
         } catch (err) {
-          if ((err as { details?: { apiCode?: string } }).details?.apiCode === 'ERR_RATE_LIMITED') return undefined
+          if ((err as { details?: { apiCode?: string } }).details?.apiCode === 'ERR_RATE_LIMITED')
+            return undefined
           throw err
         }
       },
       30_000,
     )
-    const view = await net.api<{ certificates: Array<{ fingerprint: string }> }>('GET', `/edge-routers/${r.handle.id}`)
+    const view = await net.api<{ certificates: Array<{ fingerprint: string }> }>(
+      'GET',
+      `/edge-routers/${r.handle.id}`,
+    )
     const held = view.certificates.map((c) => c.fingerprint)
     assert.ok(!held.includes(enrolledWith), 'the enrollment certificate was pruned')
     assert.deepEqual(held.sort(), [renewedOnce, first.fingerprint, third.fingerprint].sort())

@@ -23,6 +23,11 @@ export interface RouterConfig {
   metricsListen?: string
   /** pino level. Default `info`. */
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /**
+   * Automatic certificate renewal: `false` disables it, `{ "fraction": F }` renews once that
+   * share of the certificate's lifetime has passed (0 < F < 1). Default: on, 2/3.
+   */
+  renew?: false | { fraction?: number }
 }
 
 export interface HostPort {
@@ -109,7 +114,7 @@ export function validateRouterConfig(
     throw new RouterError('ERR_ROUTER_CONFIG', `router config ${source} must be a JSON object`, { source })
   }
   const v = value as Record<string, unknown>
-  const allowed = new Set(['identityFile', 'listen', 'advertise', 'metricsListen', 'logLevel'])
+  const allowed = new Set(['identityFile', 'listen', 'advertise', 'metricsListen', 'logLevel', 'renew'])
   for (const k of Object.keys(v)) {
     if (!allowed.has(k))
       throw configError(k, `is not a known field (known: ${[...allowed].join(', ')})`, source)
@@ -124,11 +129,28 @@ export function validateRouterConfig(
   if (v.logLevel !== undefined && !(LOG_LEVELS as readonly unknown[]).includes(v.logLevel)) {
     throw configError('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`, source)
   }
+  if (v.renew !== undefined && v.renew !== false) {
+    const r = v.renew as Record<string, unknown>
+    if (
+      typeof r !== 'object' ||
+      r === null ||
+      Array.isArray(r) ||
+      Object.keys(r).some((k) => k !== 'fraction')
+    )
+      throw configError('renew', 'must be false or { "fraction": F } with 0 < F < 1', source)
+    if (r.fraction !== undefined && !(typeof r.fraction === 'number' && r.fraction > 0 && r.fraction < 1))
+      throw configError(
+        'renew',
+        `fraction must be a number between 0 and 1, got ${JSON.stringify(r.fraction)}`,
+        source,
+      )
+  }
   const identityFile =
     isAbsolute(v.identityFile) || !opts.baseDir ? v.identityFile : resolve(opts.baseDir, v.identityFile)
   const out: RouterConfig = { identityFile, listen: v.listen as string, advertise: v.advertise as string }
   if (v.metricsListen !== undefined) out.metricsListen = v.metricsListen as string
   if (v.logLevel !== undefined) out.logLevel = v.logLevel as RouterConfig['logLevel'] & string
+  if (v.renew !== undefined) out.renew = v.renew as false | { fraction?: number }
   return out
 }
 

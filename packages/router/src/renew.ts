@@ -82,9 +82,13 @@ export function resolveRenewOptions(
 ): { fraction: number; retryBaseMs: number; retryMaxMs: number } | false {
   if (v === false) return false
   if (v !== undefined && (typeof v !== 'object' || v === null)) {
-    throw new RouterError('ERR_ROUTER_CONFIG', 'router option "renew" must be false or { fraction?: number }', {
-      field: 'renew',
-    })
+    throw new RouterError(
+      'ERR_ROUTER_CONFIG',
+      'router option "renew" must be false or { fraction?: number }',
+      {
+        field: 'renew',
+      },
+    )
   }
   const fraction = v?.fraction ?? DEFAULT_RENEW_FRACTION
   if (typeof fraction !== 'number' || !Number.isFinite(fraction) || fraction <= 0 || fraction >= 1) {
@@ -97,17 +101,25 @@ export function resolveRenewOptions(
   const ms = (x: number | undefined, d: number, field: string): number => {
     const n = x ?? d
     if (!Number.isInteger(n) || n <= 0)
-      throw new RouterError('ERR_ROUTER_CONFIG', `router option "${field}" must be a positive integer (ms), got ${n}`, {
-        field,
-      })
+      throw new RouterError(
+        'ERR_ROUTER_CONFIG',
+        `router option "${field}" must be a positive integer (ms), got ${n}`,
+        {
+          field,
+        },
+      )
     return n
   }
   const retryBaseMs = ms(v?.retryBaseMs, 5000, 'renew.retryBaseMs')
   const retryMaxMs = ms(v?.retryMaxMs, 300_000, 'renew.retryMaxMs')
   if (retryMaxMs < retryBaseMs)
-    throw new RouterError('ERR_ROUTER_CONFIG', 'router option "renew.retryMaxMs" must be >= renew.retryBaseMs', {
-      field: 'renew.retryMaxMs',
-    })
+    throw new RouterError(
+      'ERR_ROUTER_CONFIG',
+      'router option "renew.retryMaxMs" must be >= renew.retryBaseMs',
+      {
+        field: 'renew.retryMaxMs',
+      },
+    )
   return { fraction, retryBaseMs, retryMaxMs }
 }
 
@@ -223,7 +235,10 @@ export class CertRenewer {
   private gaveUp = false
   private lastRenewedAt = 0
 
-  constructor(deps: CertRenewerDeps, opts: { fraction: number; retryBaseMs: number; retryMaxMs: number } | false) {
+  constructor(
+    deps: CertRenewerDeps,
+    opts: { fraction: number; retryBaseMs: number; retryMaxMs: number } | false,
+  ) {
     this.deps = deps
     this.opts = opts
     this.infoNow = certificateInfo(deps.current().cert)
@@ -258,7 +273,12 @@ export class CertRenewer {
     return this.shared().catch((err: unknown) => {
       if (!this.stopped)
         this.deps.log.warn(
-          { code: renewErrorCode(err), err: (err as Error).message, fingerprint: old.fingerprint, notAfter: old.notAfter },
+          {
+            code: renewErrorCode(err),
+            err: (err as Error).message,
+            fingerprint: old.fingerprint,
+            notAfter: old.notAfter,
+          },
           'certificate renewal failed; the current certificate stays in use',
         )
       throw err
@@ -279,7 +299,10 @@ export class CertRenewer {
   private schedule(): void {
     if (!this.opts || this.stopped || this.gaveUp) return
     const at = Math.max(renewAt(this.infoNow, this.opts.fraction), this.lastRenewedAt + MIN_RENEW_GAP_MS)
-    this.deps.log.debug({ renewAt: new Date(at).toISOString(), notAfter: this.infoNow.notAfter }, 'certificate renewal scheduled')
+    this.deps.log.debug(
+      { renewAt: new Date(at).toISOString(), notAfter: this.infoNow.notAfter },
+      'certificate renewal scheduled',
+    )
     this.timer.arm(at, () => void this.runScheduled())
   }
 
@@ -312,13 +335,23 @@ export class CertRenewer {
       const delay = Math.max(250, Math.min(this.backoff.next(), left - 1000))
       const total = notAfter - Date.parse(this.infoNow.notBefore)
       const soon = left < Math.min(3_600_000, total * 0.1)
-      const fields = { code, err: (err as Error).message, retryInMs: delay, notAfter: this.infoNow.notAfter, expiresInSeconds: Math.floor(left / 1000) }
+      const fields = {
+        code,
+        err: (err as Error).message,
+        retryInMs: delay,
+        notAfter: this.infoNow.notAfter,
+        expiresInSeconds: Math.floor(left / 1000),
+      }
       if (soon)
         this.deps.log.error(
           fields,
           'certificate renewal failed and the router certificate expires soon; the current certificate stays in use, retrying',
         )
-      else this.deps.log.warn(fields, 'certificate renewal failed; the current certificate stays in use, retrying')
+      else
+        this.deps.log.warn(
+          fields,
+          'certificate renewal failed; the current certificate stays in use, retrying',
+        )
       this.timer.arm(Date.now() + delay, () => void this.runScheduled())
     }
   }
@@ -344,7 +377,8 @@ export class CertRenewer {
     })
     const answer = await this.deps.request(csr)
     const info = verifyRenewal(answer, key, this.deps.trustDomain, this.deps.routerId)
-    if (this.stopped) throw new RouterError('ERR_ROUTER_STOPPED', 'the router stopped during certificate renewal')
+    if (this.stopped)
+      throw new RouterError('ERR_ROUTER_STOPPED', 'the router stopped during certificate renewal')
     await this.deps.apply({ cert: answer.cert, key, ca: answer.ca }, info)
     this.infoNow = info
     this.lastRenewedAt = Date.now()

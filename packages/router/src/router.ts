@@ -16,12 +16,12 @@ import {
   INITIAL_WINDOW,
   loadIdentityFile,
   PolicyIndex,
-  saveIdentityFile,
   type PolicyRouter,
   type PolicySnapshot,
   PROTOCOL_VERSION,
   type RouterEvent,
   type RouteTable,
+  saveIdentityFile,
   type Terminator,
 } from '@nullport/protocol'
 import pino, { type Logger } from 'pino'
@@ -33,8 +33,8 @@ import { FabricClient } from './fabric-client.js'
 import { RouterMetrics } from './metrics.js'
 import { type Binding, certFingerprint, type LocalTerminator, Peer, spiffeOf } from './peer.js'
 import {
-  CertRenewer,
   type CertificateInfo,
+  CertRenewer,
   type Credentials,
   type RenewOptions,
   resolveRenewOptions,

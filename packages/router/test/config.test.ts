@@ -82,3 +82,26 @@ test('loadRouterConfig resolves the identity file relative to the config', async
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('config: renew is false or { fraction } with 0 < fraction < 1', () => {
+  assert.equal(validateRouterConfig({ ...good, renew: false }).renew, false)
+  assert.deepEqual(validateRouterConfig({ ...good, renew: { fraction: 0.5 } }).renew, { fraction: 0.5 })
+  assert.deepEqual(validateRouterConfig({ ...good, renew: {} }).renew, {})
+  assert.equal(validateRouterConfig(good).renew, undefined)
+  for (const renew of [
+    true,
+    'yes',
+    [],
+    { fraction: 0 },
+    { fraction: 1 },
+    { fraction: '0.5' },
+    { every: 3 },
+    null,
+  ]) {
+    assert.throws(
+      () => validateRouterConfig({ ...good, renew }),
+      (e: Error & { code?: string }) => e.code === 'ERR_ROUTER_CONFIG' && /"renew"/.test(e.message),
+      JSON.stringify(renew),
+    )
+  }
+})

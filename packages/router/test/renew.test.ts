@@ -77,7 +77,8 @@ describe('renew options', () => {
     for (const fraction of [0, 1, 1.5, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
       assert.throws(
         () => resolveRenewOptions({ fraction }),
-        (e: unknown) => e instanceof RouterError && e.code === 'ERR_ROUTER_CONFIG' && /renew\.fraction/.test(e.message),
+        (e: unknown) =>
+          e instanceof RouterError && e.code === 'ERR_ROUTER_CONFIG' && /renew\.fraction/.test(e.message),
       )
     }
     assert.throws(() => resolveRenewOptions({ retryBaseMs: 10, retryMaxMs: 5 }), /renew\.retryMaxMs/)
@@ -173,10 +174,14 @@ describe('CertRenewer', () => {
     const ca = await localCa()
     const { renewer, lines, applied, calls } = await setup(async (csr, n) => {
       if (n <= 2)
-        throw new RouterError('ERR_CONTROLLER_RESPONSE', 'POST /fabric/v1/renew failed with HTTP 429 ERR_RATE_LIMITED', {
-          status: 429,
-          apiCode: 'ERR_RATE_LIMITED',
-        })
+        throw new RouterError(
+          'ERR_CONTROLLER_RESPONSE',
+          'POST /fabric/v1/renew failed with HTTP 429 ERR_RATE_LIMITED',
+          {
+            status: 429,
+            apiCode: 'ERR_RATE_LIMITED',
+          },
+        )
       const { parseCsr } = await import('@nullport/protocol')
       const parsed = await parseCsr(csr)
       const leaf = await issueCertificate({
@@ -222,7 +227,10 @@ describe('CertRenewer', () => {
       assert.equal(calls(), 1, 'not retried')
       assert.equal(applied.length, 0)
       assert.deepEqual(renewer.info(), before)
-      assert.ok(lines.some((l) => l.level === 50 && l.code === 'ERR_CERT_REVOKED'), 'logged as an error')
+      assert.ok(
+        lines.some((l) => l.level === 50 && l.code === 'ERR_CERT_REVOKED'),
+        'logged as an error',
+      )
     } finally {
       renewer.stop()
     }

@@ -34,6 +34,9 @@ export interface CertificateInfo {
 const MAX_DELAY_MS = 2 ** 31 - 1
 const RETRY_MIN_MS = 5_000
 const RETRY_MAX_MS = 5 * 60_000
+/** After a successful renewal the next one is at least this far away (certificates are backdated
+ * by the controller, so a small fraction could otherwise fall due again at once). */
+const MIN_GAP_MS = 15_000
 
 export function certificateInfo(chainPem: string): CertificateInfo {
   const leafPem = splitPem(chainPem)[0]
@@ -86,13 +89,13 @@ export class CertRenewer {
   ) {}
 
   /** Arms the timer for the current certificate (no-op when renewal is disabled). */
-  start(): void {
+  start(minDelayMs = 0): void {
     if (this.opts === false || this.stopped) return
     const info = certificateInfo(this.host.currentCert())
     const from = Date.parse(info.notBefore)
     const to = Date.parse(info.notAfter)
     const at = from + (to - from) * this.opts.fraction
-    this.arm(Math.max(0, at - Date.now()))
+    this.arm(Math.max(minDelayMs, at - Date.now()))
   }
 
   stop(): void {
@@ -114,7 +117,7 @@ export class CertRenewer {
       this.renew().then(
         () => {
           this.retryMs = RETRY_MIN_MS
-          this.start()
+          this.start(MIN_GAP_MS)
         },
         (err: SdkError) => this.retry(err),
       )
@@ -141,7 +144,15 @@ export class CertRenewer {
     this.running ??= this.renewOnce().finally(() => {
       this.running = null
     })
-    return this.running
+    const p = this.running
+    // an on-demand renewal re-arms the schedule for the new certificate
+    p.then(
+      () => {
+        if (!this.stopped && this.timer) this.start(MIN_GAP_MS)
+      },
+      () => undefined,
+    )
+    return p
   }
 
   private async renewOnce(): Promise<CertificateInfo> {

@@ -121,6 +121,7 @@ export function register(program: Command): void {
         advertise: config.advertise,
         ...(config.metricsListen !== undefined ? { metricsListen: config.metricsListen } : {}),
         ...(config.logLevel !== undefined ? { logLevel: config.logLevel } : {}),
+        ...(config.renew !== undefined ? { renew: config.renew } : {}),
       })
       await new Promise<void>((resolveStop) => {
         let stopping = false

@@ -185,9 +185,8 @@ export async function startQuickstart(o: QuickstartOptions = {}): Promise<Quicks
     // 3. the edge router: created and enrolled once, its identity file reused
     const routerFile = join(home, 'router', `${ROUTER_NAME}.json`)
     await mkdir(join(home, 'router'), { recursive: true, mode: 0o700 })
-    let routerIdentity: IdentityFile
     try {
-      routerIdentity = await currentIdentity(routerFile)
+      await currentIdentity(routerFile)
     } catch (err) {
       if (!(err instanceof ProtocolError) || err.code !== 'ERR_IDENTITY_FILE_MISSING') throw err
       let jwt: string
@@ -205,19 +204,19 @@ export async function startQuickstart(o: QuickstartOptions = {}): Promise<Quicks
         )
         jwt = r.data.enrollment?.jwt ?? r.data.jwt ?? ''
       }
-      const e = await enroll({
+      await enroll({
         jwt,
         output: routerFile,
         overwrite: true,
         // the host is what matters (a SAN of the router certificate); the port is reported at each start
         advertise: `127.0.0.1:${routerPort || DEFAULT_ROUTER_PORT}`,
       })
-      routerIdentity = e.file
     }
     let router: RouterHandle
     try {
       router = await startRouter({
-        identity: routerIdentity,
+        // by path: the router rewrites the file when it renews its certificate
+        identity: routerFile,
         listen: `127.0.0.1:${routerPort}`,
         advertise: '127.0.0.1',
         logLevel,

@@ -79,18 +79,16 @@ export async function renewCertificate(
     certExpiresAt: issued.notAfter,
     renewedWith: peer.fingerprint,
   })
-  ctx
-    .log('enrollment')
-    .info(
-      {
-        kind: peer.kind,
-        id: peer.id,
-        name: peer.name,
-        fingerprint: issued.fingerprint,
-        notAfter: issued.notAfter,
-        previous: peer.fingerprint,
-      },
-      'certificate renewed',
-    )
+  ctx.log('enrollment').info(
+    {
+      kind: peer.kind,
+      id: peer.id,
+      name: peer.name,
+      fingerprint: issued.fingerprint,
+      notAfter: issued.notAfter,
+      previous: peer.fingerprint,
+    },
+    'certificate renewed',
+  )
   return { cert: issued.chainPem, ca: pki.caBundlePem, notAfter: issued.notAfter }
 }
