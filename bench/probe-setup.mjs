@@ -75,6 +75,52 @@ try {
       }
     }
   }
+  const idle = Number(process.env.PROBE_IDLE ?? 0)
+  if (idle > 0) {
+    // many idle circuits at once (the bench's router-memory test), then report each process
+    const held = []
+    let failed = 0
+    let firstError = null
+    let next = 0
+    const t0 = performance.now()
+    const worker = async () => {
+      while (next < idle) {
+        next++
+        try {
+          const s = await ctx.dial('bench-idle', { timeoutMs: 30_000 })
+          s.on('error', () => {})
+          held.push(s)
+        } catch (err) {
+          failed++
+          firstError ??= String(err?.message ?? err)
+          if (failed > 200) return
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: 64 }, worker))
+    console.log(
+      JSON.stringify({
+        idle,
+        opened: held.length,
+        failed,
+        firstError,
+        seconds: (performance.now() - t0) / 1000,
+      }),
+    )
+    for (const [name, p] of Object.entries(overlay.procs)) {
+      console.log(
+        name,
+        'exit:',
+        p.child.exitCode,
+        p.child.signalCode,
+        'stderr:',
+        String(p.stderr ?? '').slice(-3000),
+        'lines:',
+        JSON.stringify((p.lines ?? []).slice(-5)),
+      )
+    }
+    for (const s of held) s.destroy()
+  }
   const services =
     process.env.PROBE_SERVICES !== undefined
       ? process.env.PROBE_SERVICES.split(',').filter(Boolean)

@@ -45,11 +45,11 @@ const opt = (n, d) => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : d
 }
 const QUICK = flag('quick')
-// GC tuning (tuneGcForThroughput, @nullport/protocol gc.ts): on by default in every Nullport process
-// of the bench, as `nullport router run`/`tunnel run` do and as the SDK docs recommend for apps that
-// move bulk data; --no-gc-tuning measures V8's defaults instead (children inherit the variable).
-const GC_TUNING = !flag('no-gc-tuning')
-if (!GC_TUNING) process.env.NULLPORT_GC_TUNING = 'off'
+// GC tuning (@nullport/protocol gc.ts) is opt-in: --gc-tuning runs every Nullport process of the
+// bench with it (children inherit the variable), for comparing; by default V8's defaults.
+const GC_TUNING = flag('gc-tuning')
+if (GC_TUNING) process.env.NULLPORT_GC_TUNING = 'on'
+else delete process.env.NULLPORT_GC_TUNING
 const paths = opt('paths', ALL_PATHS.join(','))
   .split(',')
   .map((s) => s.trim())

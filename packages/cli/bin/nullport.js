@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Committed launcher so npm can link the `nullport` bin before the TypeScript build exists.
 
-// Forwarding commands keep V8's young generation small, before anything else allocates: the
-// Buffers of every TLS read then die in cheap scavenges instead of driving full mark-compacts
-// (@nullport/protocol gc.ts; NULLPORT_GC_TUNING=off disables it).
+// Opt-in (NULLPORT_GC_TUNING=on): forwarding commands keep V8's young generation small, before
+// anything else allocates, so the Buffers of every TLS read die in cheap scavenges instead of
+// driving full mark-compacts. Faster bulk transfers, but it stalled a process holding thousands
+// of circuits, hence off by default (@nullport/protocol gc.ts).
 const [command, sub] = process.argv.slice(2)
 if (
-  (command === 'router' && sub === 'run') ||
-  (command === 'tunnel' && (sub === 'run' || sub === 'proxy')) ||
-  command === 'quickstart'
+  /^(on|1|true)$/i.test(process.env.NULLPORT_GC_TUNING ?? '') &&
+  ((command === 'router' && sub === 'run') ||
+    (command === 'tunnel' && (sub === 'run' || sub === 'proxy')) ||
+    command === 'quickstart')
 ) {
   try {
     ;(await import('@nullport/protocol/gc')).tuneGcForThroughput()

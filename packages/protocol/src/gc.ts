@@ -1,6 +1,9 @@
 /**
- * Garbage-collector tuning for processes that forward bulk data (routers, tunnelers, SDK apps that
- * move a lot of bytes).
+ * Opt-in garbage-collector tuning for processes that forward bulk data over few circuits.
+ *
+ * Off by default: with it, a hosting process holding thousands of circuits at once stalled (the
+ * bench's 10,000 idle circuits: dials timed out after 6,000 opened, in 2 of 3 runs; none without
+ * it), so it is for bulk movers only, enabled with NULLPORT_GC_TUNING=on or the SDK's tune-gc.
  *
  * Why: every TLS read hands JavaScript a fresh Buffer, so a process forwarding 200 MB/s allocates
  * that much ArrayBuffer memory outside the JS heap, in objects whose JS part is tiny. V8 counts
@@ -14,9 +17,9 @@
  *
  * It only works if applied before the process has allocated much (V8 does not shrink a young
  * generation that already grew), and it is process-wide (a V8 flag), so libraries do not apply it
- * on their own: the `nullport` launcher (packages/cli/bin/nullport.js) applies it first thing for
- * `router run`, `tunnel run`, `tunnel proxy` and `quickstart`, before it loads the CLI; apps that
- * embed the SDK and move bulk data run `node --import @nullport/sdk/tune-gc app.js`, or node with
+ * on their own: with NULLPORT_GC_TUNING=on the `nullport` launcher (packages/cli/bin/nullport.js)
+ * applies it first thing for `router run`, `tunnel run`, `tunnel proxy` and `quickstart`, before it
+ * loads the CLI; SDK apps opt in with `node --import @nullport/sdk/tune-gc app.js`, or node with
  * `--max-semi-space-size=1` (same effect). A static `import` is too late: an ES module's whole
  * import graph is loaded before its first line runs. `NULLPORT_GC_TUNING=off` disables it.
  */

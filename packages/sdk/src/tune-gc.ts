@@ -1,6 +1,7 @@
 /**
- * `node --import @nullport/sdk/tune-gc app.js` for an app that moves bulk data through the
- * overlay: keeps V8's young generation at its initial size so that the Buffers every TLS read
+ * Opt-in: `node --import @nullport/sdk/tune-gc app.js` for an app that moves bulk data over few
+ * circuits (not for processes that hold thousands of circuits at once: see docs/architecture.md):
+ * keeps V8's young generation at its initial size so that the Buffers every TLS read
  * allocates are freed by cheap scavenges instead of piling up into full mark-compacts (measured:
  * 61 mark-compacts per GiB forwarded without it, 1 with it; +30 to +40% throughput on the
  * SDK -> router -> SDK path). Same effect as `node --max-semi-space-size=1`. It must run before the
