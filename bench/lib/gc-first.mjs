@@ -2,5 +2,6 @@
 // of their modules dynamically afterwards, as the `nullport` launcher does for `router run` /
 // `tunnel run` (packages/cli/bin/nullport.js) and as `node --import @nullport/sdk/tune-gc app.js`
 // does for SDK apps that opt in. Off unless NULLPORT_GC_TUNING=on (`bench/run.mjs --gc-tuning`).
-if (/^(on|1|true)$/i.test(process.env.NULLPORT_GC_TUNING ?? ''))
-  await import('../../packages/sdk/dist/src/tune-gc.js')
+import { gcTuningRequested, tuneGcForThroughput } from '../../packages/protocol/dist/src/gc.js'
+
+if (gcTuningRequested()) tuneGcForThroughput()

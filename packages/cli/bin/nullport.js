@@ -7,13 +7,13 @@
 // of circuits, hence off by default (@nullport/protocol gc.ts).
 const [command, sub] = process.argv.slice(2)
 if (
-  /^(on|1|true)$/i.test(process.env.NULLPORT_GC_TUNING ?? '') &&
-  ((command === 'router' && sub === 'run') ||
-    (command === 'tunnel' && (sub === 'run' || sub === 'proxy')) ||
-    command === 'quickstart')
+  (command === 'router' && sub === 'run') ||
+  (command === 'tunnel' && (sub === 'run' || sub === 'proxy')) ||
+  command === 'quickstart'
 ) {
   try {
-    ;(await import('@nullport/protocol/gc')).tuneGcForThroughput()
+    const gc = await import('@nullport/protocol/gc')
+    if (gc.gcTuningRequested()) gc.tuneGcForThroughput()
   } catch (err) {
     // not built yet: the import below says so
     if (!err || err.code !== 'ERR_MODULE_NOT_FOUND') throw err

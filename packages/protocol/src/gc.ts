@@ -27,6 +27,11 @@ import { setFlagsFromString } from 'node:v8'
 
 let applied = false
 
+/** True when NULLPORT_GC_TUNING asks for the tuning (`on`, `1` or `true`): the opt-in of the launcher and the bench. */
+export function gcTuningRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^(on|1|true)$/i.test(env.NULLPORT_GC_TUNING ?? '')
+}
+
 /**
  * Keeps V8's young generation at its initial size (`--semi-space-growth-factor=1`): call it
  * before anything else runs (see above). Idempotent.

@@ -35,3 +35,11 @@ test('tuneGcForThroughput keeps the young generation at its initial size; NULLPO
   // ...and the tuned process keeps it where it started.
   assert.equal(tuned.end, tuned.start, JSON.stringify(tuned))
 })
+
+test('gcTuningRequested: only on, 1 or true opt in', async () => {
+  const { gcTuningRequested } = await import('../src/gc.js')
+  for (const v of ['on', 'ON', '1', 'true'])
+    assert.equal(gcTuningRequested({ NULLPORT_GC_TUNING: v }), true, v)
+  for (const v of ['', 'off', '0', 'false', 'yes', undefined])
+    assert.equal(gcTuningRequested(v === undefined ? {} : { NULLPORT_GC_TUNING: v }), false, String(v))
+})

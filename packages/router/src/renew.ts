@@ -10,14 +10,16 @@
  * expiry); ERR_CERT_REVOKED stops renewing. A certificate that expires unrenewed is logged as an
  * error.
  */
-import { createPublicKey, X509Certificate } from 'node:crypto'
 import {
+  type CertificateInfo,
+  certificateInfo,
+  checkRenewedCertificate,
   createCsr,
-  fingerprintSha256,
+  DEFAULT_RENEW_FRACTION,
   generateKeyPem,
+  LongTimer,
   makeSpiffeId,
-  publicKeyPemOf,
-  verifyChain,
+  renewAt,
 } from '@nullport/protocol'
 import type { Logger } from 'pino'
 import { Backoff } from './backoff.js'
@@ -33,14 +35,8 @@ export interface RenewOptions {
   retryMaxMs?: number
 }
 
-/** The router's current certificate, as `handle.certificate()` reports it. */
-export interface CertificateInfo {
-  /** Lower-case hex SHA-256 of the leaf certificate's DER. */
-  fingerprint: string
-  /** ISO times. */
-  notBefore: string
-  notAfter: string
-}
+// shared with the SDK (@nullport/protocol pki/renewal.ts); re-exported for the router's API
+export { type CertificateInfo, LongTimer, MAX_TIMER_MS, renewAt } from '@nullport/protocol'
 
 /** What the controller answers to `POST /fabric/v1/renew`. */
 export interface RenewAnswer {
@@ -70,9 +66,6 @@ export interface CertRenewerDeps {
   apply(next: Credentials, info: CertificateInfo): Promise<void>
 }
 
-export const DEFAULT_RENEW_FRACTION = 2 / 3
-/** setTimeout's largest delay; longer waits are re-armed. */
-export const MAX_TIMER_MS = 2 ** 31 - 1
 /** A scheduled renewal never runs sooner than this after the previous successful one (the controller refuses renewals 10 s apart). */
 const MIN_RENEW_GAP_MS = 15_000
 
@@ -123,55 +116,6 @@ export function resolveRenewOptions(
   return { fraction, retryBaseMs, retryMaxMs }
 }
 
-/** A timer for an absolute time, re-armed in steps of at most MAX_TIMER_MS; unref'd. */
-export class LongTimer {
-  private timer: NodeJS.Timeout | null = null
-
-  /** Runs `fn` at `atMs` (epoch ms); replaces any earlier arming. */
-  arm(atMs: number, fn: () => void): void {
-    this.clear()
-    const step = (): void => {
-      const left = atMs - Date.now()
-      if (left > 0) {
-        this.timer = setTimeout(step, Math.min(left, MAX_TIMER_MS))
-        this.timer.unref()
-        return
-      }
-      this.timer = null
-      fn()
-    }
-    const left = atMs - Date.now()
-    this.timer = setTimeout(step, Math.max(0, Math.min(left, MAX_TIMER_MS)))
-    this.timer.unref()
-  }
-
-  get armed(): boolean {
-    return this.timer !== null
-  }
-
-  clear(): void {
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = null
-  }
-}
-
-/** Reads fingerprint and validity of the first certificate of a PEM chain. */
-export function certificateInfo(certPem: string): CertificateInfo {
-  const leaf = new X509Certificate(certPem)
-  return {
-    fingerprint: fingerprintSha256(certPem),
-    notBefore: new Date(leaf.validFrom).toISOString(),
-    notAfter: new Date(leaf.validTo).toISOString(),
-  }
-}
-
-/** When (epoch ms) a certificate should be renewed. */
-export function renewAt(info: CertificateInfo, fraction: number): number {
-  const nb = Date.parse(info.notBefore)
-  const na = Date.parse(info.notAfter)
-  return nb + Math.max(0, na - nb) * fraction
-}
-
 /** The controller's API code of a failed renewal (or the router's own code). */
 export function renewErrorCode(err: unknown): string {
   if (err instanceof RouterError) {
@@ -183,42 +127,35 @@ export function renewErrorCode(err: unknown): string {
 }
 
 /**
- * Verifies the controller's answer for `keyPem`: the chain verifies against the returned CA
- * bundle for client and server use, the leaf names `spiffe://<td>/router/<id>` and carries the
- * new key. Throws ERR_ROUTER_CERT_RENEWAL.
+ * Verifies the controller's answer for `keyPem` against `trustedCaPem`, the CA bundle the router
+ * already trusts (never the one sent with the answer): the chain verifies for client and server
+ * use, the leaf names `spiffe://<td>/router/<id>` and carries the new key. Throws
+ * ERR_ROUTER_CERT_RENEWAL.
  */
 export function verifyRenewal(
   answer: RenewAnswer,
   keyPem: string,
   trustDomain: string,
   routerId: string,
+  trustedCaPem: string,
 ): CertificateInfo {
-  const bad = (why: string, cause?: unknown): never => {
+  try {
+    if (typeof answer?.cert !== 'string') throw new Error('the answer has no "cert" PEM text')
+    return checkRenewedCertificate({
+      chainPem: answer.cert,
+      rootsPem: trustedCaPem,
+      keyPem,
+      spiffeId: makeSpiffeId(trustDomain, 'router', routerId),
+      usages: ['client', 'server'],
+    })
+  } catch (err) {
     throw new RouterError(
       'ERR_ROUTER_CERT_RENEWAL',
-      `the controller's renewed certificate is unusable (kept the current one): ${why}`,
+      `the controller's renewed certificate is unusable (kept the current one): ${(err as Error).message}`,
       {},
-      cause === undefined ? undefined : { cause },
+      { cause: err },
     )
   }
-  if (typeof answer?.cert !== 'string' || typeof answer.ca !== 'string')
-    bad('the answer has no "cert" and "ca" PEM text')
-  let spiffeId: string | null = null
-  let leaf: X509Certificate | null = null
-  try {
-    verifyChain({ chainPem: answer.cert, rootsPem: answer.ca, usage: 'client' })
-    const v = verifyChain({ chainPem: answer.cert, rootsPem: answer.ca, usage: 'server' })
-    spiffeId = v.spiffeId
-    leaf = v.leaf
-  } catch (err) {
-    bad((err as Error).message, err)
-  }
-  const want = makeSpiffeId(trustDomain, 'router', routerId)
-  if (spiffeId !== want) bad(`it names ${spiffeId ?? 'no SPIFFE id'}, expected ${want}`)
-  const leafKey = leaf!.publicKey.export({ type: 'spki', format: 'pem' }) as string
-  const ownKey = createPublicKey(publicKeyPemOf(keyPem)).export({ type: 'spki', format: 'pem' }) as string
-  if (leafKey !== ownKey) bad('it does not carry the key of the CSR')
-  return certificateInfo(answer.cert)
 }
 
 /** Schedules and performs renewals. */
@@ -376,10 +313,12 @@ export class CertRenewer {
       uris: [makeSpiffeId(this.deps.trustDomain, 'router', this.deps.routerId)],
     })
     const answer = await this.deps.request(csr)
-    const info = verifyRenewal(answer, key, this.deps.trustDomain, this.deps.routerId)
+    const trusted = this.deps.current().ca
+    const info = verifyRenewal(answer, key, this.deps.trustDomain, this.deps.routerId, trusted)
     if (this.stopped)
       throw new RouterError('ERR_ROUTER_STOPPED', 'the router stopped during certificate renewal')
-    await this.deps.apply({ cert: answer.cert, key, ca: answer.ca }, info)
+    // the trust anchors stay the ones the router enrolled with
+    await this.deps.apply({ cert: answer.cert, key, ca: trusted }, info)
     this.infoNow = info
     this.lastRenewedAt = Date.now()
     this.gaveUp = false

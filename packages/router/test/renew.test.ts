@@ -125,28 +125,39 @@ describe('verifyRenewal', () => {
     const ca = await localCa()
     const key = await generateKeyPem()
     const cert = await routerCert(ca, { keyPem: key, id: 'r1' })
-    const info = verifyRenewal({ cert, ca: ca.ca, notAfter: '' }, key, TD, 'r1')
+    const info = verifyRenewal({ cert, ca: ca.ca, notAfter: '' }, key, TD, 'r1', ca.ca)
     assert.match(info.fingerprint, /^[0-9a-f]{64}$/)
     const refused = (e: unknown): boolean => e instanceof RouterError && e.code === 'ERR_ROUTER_CERT_RENEWAL'
-    assert.throws(() => verifyRenewal({ cert, ca: ca.ca, notAfter: '' }, key, TD, 'r2'), refused)
+    assert.throws(() => verifyRenewal({ cert, ca: ca.ca, notAfter: '' }, key, TD, 'r2', ca.ca), refused)
     const otherKey = await generateKeyPem()
-    assert.throws(() => verifyRenewal({ cert, ca: ca.ca, notAfter: '' }, otherKey, TD, 'r1'), refused)
+    assert.throws(() => verifyRenewal({ cert, ca: ca.ca, notAfter: '' }, otherKey, TD, 'r1', ca.ca), refused)
     const other = await localCa()
-    assert.throws(() => verifyRenewal({ cert, ca: other.ca, notAfter: '' }, key, TD, 'r1'), refused)
-    assert.throws(() => verifyRenewal({ cert: 'nope', ca: ca.ca, notAfter: '' }, key, TD, 'r1'), refused)
+    assert.throws(() => verifyRenewal({ cert, ca: other.ca, notAfter: '' }, key, TD, 'r1', other.ca), refused)
+    assert.throws(
+      () => verifyRenewal({ cert: 'nope', ca: ca.ca, notAfter: '' }, key, TD, 'r1', ca.ca),
+      refused,
+    )
+    // the CA sent with the answer is not trusted: only the router's own counts
+    const forged = await routerCert(other, { keyPem: key, id: 'r1' })
+    assert.throws(
+      () => verifyRenewal({ cert: forged, ca: other.ca, notAfter: '' }, key, TD, 'r1', ca.ca),
+      refused,
+    )
   })
 })
 
 describe('CertRenewer', () => {
   async function setup(
     request: (csr: string, n: number) => Promise<{ cert: string; ca: string; notAfter: string }>,
+    /** The router's network CA (the only one a renewed certificate may chain to). */
+    routerCa?: Awaited<ReturnType<typeof localCa>>,
   ): Promise<{
     renewer: CertRenewer
     lines: Array<{ level: number; msg: string; code?: string }>
     applied: Credentials[]
     calls: () => number
   }> {
-    const ca = await localCa()
+    const ca = routerCa ?? (await localCa())
     const key = await generateKeyPem()
     let creds: Credentials = { cert: await routerCert(ca, { keyPem: key, id: 'r1' }), key, ca: ca.ca }
     const { log, lines } = capture()
@@ -194,7 +205,7 @@ describe('CertRenewer', () => {
         lifetimeSeconds: 120,
       })
       return { cert: leaf + ca.intermediate.certPem, ca: ca.ca, notAfter: '' }
-    })
+    }, ca)
     const before = renewer.info()
     renewer.start()
     try {

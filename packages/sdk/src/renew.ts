@@ -8,50 +8,37 @@
  * loaded from one, is rewritten atomically (0600). Failures are retried with backoff, never past
  * the expiry; a revoked identity stops retrying.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto'
 import {
+  type CertificateInfo,
+  certificateInfo,
+  checkRenewedCertificate,
   createCsr,
+  DEFAULT_RENEW_FRACTION,
   generateKeyPem,
   type IdentityFile,
+  LongTimer,
   makeSpiffeId,
+  renewAt,
   saveIdentityFile,
-  splitPem,
-  verifyChain,
 } from '@nullport/protocol'
+import { Backoff } from './backoff.js'
 import { SdkError } from './errors.js'
 
 /** `renew` option of loadContext: false disables automatic renewal. */
 export type RenewOption = false | { fraction?: number }
 
-export interface CertificateInfo {
-  /** Lower-case hex SHA-256 of the leaf certificate. */
-  fingerprint: string
-  notBefore: string
-  notAfter: string
-}
+// shared with the router (@nullport/protocol pki/renewal.ts)
+export { type CertificateInfo, certificateInfo } from '@nullport/protocol'
 
-/** Longest setTimeout delay; longer waits re-arm. */
-const MAX_DELAY_MS = 2 ** 31 - 1
 const RETRY_MIN_MS = 5_000
 const RETRY_MAX_MS = 5 * 60_000
 /** After a successful renewal the next one is at least this far away (certificates are backdated
  * by the controller, so a small fraction could otherwise fall due again at once). */
 const MIN_GAP_MS = 15_000
 
-export function certificateInfo(chainPem: string): CertificateInfo {
-  const leafPem = splitPem(chainPem)[0]
-  if (!leafPem) throw new SdkError('ERR_IDENTITY_FILE', 'the identity certificate is missing')
-  const leaf = new X509Certificate(leafPem)
-  return {
-    fingerprint: leaf.fingerprint256.replace(/:/g, '').toLowerCase(),
-    notBefore: new Date(leaf.validFrom).toISOString(),
-    notAfter: new Date(leaf.validTo).toISOString(),
-  }
-}
-
 export function checkRenewOption(o: RenewOption | undefined): false | { fraction: number } {
   if (o === false) return false
-  const fraction = o?.fraction ?? 2 / 3
+  const fraction = o?.fraction ?? DEFAULT_RENEW_FRACTION
   if (typeof fraction !== 'number' || !(fraction > 0 && fraction < 1)) {
     throw new SdkError(
       'ERR_INVALID_OPTION',
@@ -78,9 +65,9 @@ export interface RenewHost {
 }
 
 export class CertRenewer {
-  private timer: NodeJS.Timeout | null = null
+  private readonly timer = new LongTimer()
   private running: Promise<CertificateInfo> | null = null
-  private retryMs = RETRY_MIN_MS
+  private readonly backoff = new Backoff({ initialMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS })
   private stopped = false
 
   constructor(
@@ -91,38 +78,26 @@ export class CertRenewer {
   /** Arms the timer for the current certificate (no-op when renewal is disabled). */
   start(minDelayMs = 0): void {
     if (this.opts === false || this.stopped) return
-    const info = certificateInfo(this.host.currentCert())
-    const from = Date.parse(info.notBefore)
-    const to = Date.parse(info.notAfter)
-    const at = from + (to - from) * this.opts.fraction
+    const at = renewAt(certificateInfo(this.host.currentCert()), this.opts.fraction)
     this.arm(Math.max(minDelayMs, at - Date.now()))
   }
 
   stop(): void {
     this.stopped = true
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = null
+    this.timer.clear()
   }
 
   private arm(delayMs: number): void {
-    if (this.timer) clearTimeout(this.timer)
-    const wait = Math.min(delayMs, MAX_DELAY_MS)
-    this.timer = setTimeout(() => {
-      this.timer = null
+    this.timer.arm(Date.now() + delayMs, () => {
       if (this.stopped) return
-      if (wait < delayMs) {
-        this.arm(delayMs - wait)
-        return
-      }
       this.renew().then(
         () => {
-          this.retryMs = RETRY_MIN_MS
+          this.backoff.reset()
           this.start(MIN_GAP_MS)
         },
         (err: SdkError) => this.retry(err),
       )
-    }, wait)
-    this.timer.unref()
+    })
   }
 
   private retry(err: SdkError): void {
@@ -133,8 +108,7 @@ export class CertRenewer {
       this.host.onFailed(err, null)
       return
     }
-    const wait = Math.min(this.retryMs, Math.max(1_000, left / 2))
-    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS)
+    const wait = Math.min(this.backoff.next(), Math.max(1_000, left / 2))
     this.host.onFailed(err, wait)
     this.arm(wait)
   }
@@ -148,7 +122,7 @@ export class CertRenewer {
     // an on-demand renewal re-arms the schedule for the new certificate
     p.then(
       () => {
-        if (!this.stopped && this.timer) this.start(MIN_GAP_MS)
+        if (!this.stopped && this.timer.armed) this.start(MIN_GAP_MS)
       },
       () => undefined,
     )
@@ -172,12 +146,16 @@ export class CertRenewer {
         { cause: err },
       )
     }
-    // Never switch to a certificate that is not ours: chain, identity and key are checked.
-    const expected = makeSpiffeId(h.trustDomain, 'identity', h.identity.id)
+    // Never switch to a certificate that is not ours: chain (to the CA we already trust),
+    // identity and key are checked.
     try {
-      const v = verifyChain({ chainPem: answer.cert, rootsPem: h.caPem })
-      if (v.spiffeId !== expected) throw new Error(`it names ${v.spiffeId}, expected ${expected}`)
-      if (!v.leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new Error('it is not for the new key')
+      checkRenewedCertificate({
+        chainPem: answer.cert,
+        rootsPem: h.caPem,
+        keyPem,
+        spiffeId: makeSpiffeId(h.trustDomain, 'identity', h.identity.id),
+        usages: ['client'],
+      })
     } catch (err) {
       throw new SdkError(
         'ERR_RENEW_FAILED',

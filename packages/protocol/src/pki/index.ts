@@ -6,3 +6,4 @@
  * OWNER: pki helper. Signatures here are the contract; implementations live in ./pki.ts.
  */
 export * from './pki.js'
+export * from './renewal.js'
