@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { INITIAL_WINDOW } from '@nullport/protocol'
 import { type Context, loadContext } from '@nullport/sdk'
-import { type HostProcess, spawnHost, startNetwork, type TestNetwork } from './helpers/network.js'
+import { type HostProcess, spawnHost, startNetwork, type TestNetwork } from '@nullport/testkit'
 
 const MiB = 1024 * 1024
 /** What the unpaused circuit moves while the paused one is blocked. */

@@ -7,7 +7,13 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { type Context, isSdkError, loadContext, type OverlaySocket } from '@nullport/sdk'
-import { type HostProcess, hostStream, spawnHost, startNetwork, type TestNetwork } from './helpers/network.js'
+import {
+  type HostProcess,
+  hostStream,
+  spawnHost,
+  startLinkedNetwork,
+  type TestNetwork,
+} from '@nullport/testkit'
 
 const SIZE = 64 * 1024 * 1024
 
@@ -17,28 +23,9 @@ describe('dataplane: dialer and host on different routers', () => {
   let dialer: Context
 
   before(async () => {
-    net = await startNetwork({ routers: [{ name: 'r1' }, { name: 'r2' }], allPolicies: false })
-    const [r1, r2] = net.routers
+    net = await startLinkedNetwork()
     const h = await net.identity('host-f', { roleAttributes: ['hosts'] })
     const d = await net.identity('dialer-f', { roleAttributes: ['dialers'] })
-    await net.api('POST', '/edge-router-policies', {
-      name: 'dialers-use-r1',
-      semantic: 'AnyOf',
-      identityRoles: ['#dialers'],
-      edgeRouterRoles: [`@${r1!.id}`],
-    })
-    await net.api('POST', '/edge-router-policies', {
-      name: 'hosts-use-r2',
-      semantic: 'AnyOf',
-      identityRoles: ['#hosts'],
-      edgeRouterRoles: [`@${r2!.id}`],
-    })
-    await net.api('POST', '/service-edge-router-policies', {
-      name: 'all-services-all-routers',
-      semantic: 'AnyOf',
-      serviceRoles: ['#all'],
-      edgeRouterRoles: ['#all'],
-    })
     await net.service('far')
     await net.policy('Bind', ['#hosts'], ['@far'])
     await net.policy('Dial', ['#dialers'], ['@far'])

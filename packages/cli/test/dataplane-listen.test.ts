@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
 import { type Context, isSdkError, loadContext, type OverlaySocket } from '@nullport/sdk'
-import { startNetwork, type TestNetwork } from './helpers/network.js'
+import { startNetwork, type TestNetwork } from '@nullport/testkit'
 
 describe('dataplane: listen options and server lifecycle', () => {
   let net: TestNetwork
@@ -44,7 +44,7 @@ describe('dataplane: listen options and server lifecycle', () => {
     assert.equal(addr.service, 'limited')
     assert.equal(addr.terminators.length, 1)
     assert.equal(addr.terminators[0]!.routerId, net.routers[0]!.id)
-    const listed = await net.api<Array<{ id: string }>>('GET', '/terminators')
+    const listed = await net.api<Array<{ id: string }>>('GET', 'terminators')
     assert.ok(
       listed.some((t) => t.id === addr.terminators[0]!.terminatorId),
       'the terminator id is the one the controller lists',
@@ -108,9 +108,9 @@ describe('dataplane: listen options and server lifecycle', () => {
     assert.deepEqual(errors, [])
     const listed = await net.api<Array<{ service?: { name?: string }; serviceId?: string }>>(
       'GET',
-      '/terminators',
+      'terminators',
     )
-    const svc = await net.api<Array<{ id: string }>>('GET', '/services?filter=name%20%3D%20%22fresh%22')
+    const svc = await net.api<Array<{ id: string }>>('GET', 'services?filter=name%20%3D%20%22fresh%22')
     assert.equal(listed.filter((t) => t.serviceId === svc[0]!.id).length, 1, 'no duplicate terminators')
     await server.close()
   })

@@ -11,7 +11,14 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { type Context, isSdkError, loadContext, type OverlaySocket } from '@nullport/sdk'
-import { type HostProcess, hostStream, spawnHost, startNetwork, type TestNetwork } from './helpers/network.js'
+import {
+  type HostProcess,
+  hostStream,
+  spawnHost,
+  startLinkedNetwork,
+  startNetwork,
+  type TestNetwork,
+} from '@nullport/testkit'
 
 const STREAMS = 8
 const SIZE = 64 * 1024 * 1024
@@ -141,28 +148,9 @@ describe('dataplane: 8 parallel streams on one SDK connection', () => {
     let dialer: Context
 
     before(async () => {
-      net = await startNetwork({ routers: [{ name: 'r1' }, { name: 'r2' }], allPolicies: false })
-      const [r1, r2] = net.routers
+      net = await startLinkedNetwork()
       const h = await net.identity('host-q', { roleAttributes: ['hosts'] })
       const d = await net.identity('dialer-q', { roleAttributes: ['dialers'] })
-      await net.api('POST', '/edge-router-policies', {
-        name: 'dialers-use-r1',
-        semantic: 'AnyOf',
-        identityRoles: ['#dialers'],
-        edgeRouterRoles: [`@${r1!.id}`],
-      })
-      await net.api('POST', '/edge-router-policies', {
-        name: 'hosts-use-r2',
-        semantic: 'AnyOf',
-        identityRoles: ['#hosts'],
-        edgeRouterRoles: [`@${r2!.id}`],
-      })
-      await net.api('POST', '/service-edge-router-policies', {
-        name: 'all-services-all-routers',
-        semantic: 'AnyOf',
-        serviceRoles: ['#all'],
-        edgeRouterRoles: ['#all'],
-      })
       await net.service('far-par')
       await net.policy('Bind', ['#hosts'], ['@far-par'])
       await net.policy('Dial', ['#dialers'], ['@far-par'])

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { type Context, isSdkError, loadContext } from '@nullport/sdk'
-import { type HostProcess, spawnHost, startNetwork, type TestNetwork } from './helpers/network.js'
+import { type HostProcess, spawnHost, startNetwork, type TestNetwork } from '@nullport/testkit'
 
 describe('dataplane: Dial policy', () => {
   let net: TestNetwork

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type RouterHandle, startRouter } from '@nullport/router'
 import { type Context, isSdkError, loadContext, type OverlayServer, type OverlaySocket } from '@nullport/sdk'
-import { startNetwork, type TestNetwork } from './helpers/network.js'
+import { startNetwork, type TestNetwork } from '@nullport/testkit'
 
 describe('dataplane: router restart', () => {
   let net: TestNetwork
@@ -86,7 +86,7 @@ describe('dataplane: router restart', () => {
       }
     }
     assert.equal(await echo(s2, 'after'), 'after')
-    const terms = await net.api<Array<{ serviceId: string; identityId: string }>>('GET', '/terminators')
+    const terms = await net.api<Array<{ serviceId: string; identityId: string }>>('GET', 'terminators')
     assert.equal(
       terms.filter((t) => t.identityId === host.identity.id).length,
       1,

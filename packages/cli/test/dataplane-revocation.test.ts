@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { type Context, loadContext, type OverlaySocket } from '@nullport/sdk'
-import { type HostProcess, spawnHost, startNetwork, type TestNetwork } from './helpers/network.js'
+import { type HostProcess, spawnHost, startNetwork, type TestNetwork } from '@nullport/testkit'
 
 const BOUND_MS = 1000
 
@@ -74,7 +74,7 @@ describe('dataplane: revocation closes live circuits', () => {
 
   it('deleting the Dial policy closes the circuit within 1 s, on both ends', async () => {
     const c = await liveCircuit('dialer-c1')
-    const r = await closedWithin(c.socket, () => net.api('DELETE', `/service-policies/${c.policyId}`))
+    const r = await closedWithin(c.socket, () => net.api('DELETE', `service-policies/${c.policyId}`))
     assert.ok(r.ms < BOUND_MS, `closed after ${r.ms.toFixed(0)} ms`)
     assert.ok(r.code, 'the dialer sees a revocation code')
     await host.waitFor((e) => e.event === 'closed' && e.id === c.hostConn, 5000)
@@ -84,7 +84,7 @@ describe('dataplane: revocation closes live circuits', () => {
     const c = await liveCircuit('dialer-c2')
     const revoked = new Promise<Error & { code?: string }>((resolve) => c.ctx.once('revoked', resolve))
     const r = await closedWithin(c.socket, () =>
-      net.api('PATCH', `/identities/${c.identityId}`, { disabled: true }),
+      net.api('PATCH', `identities/${c.identityId}`, { disabled: true }),
     )
     assert.ok(r.ms < BOUND_MS, `closed after ${r.ms.toFixed(0)} ms`)
     assert.ok(r.code)
@@ -98,7 +98,7 @@ describe('dataplane: revocation closes live circuits', () => {
   it('deleting the identity closes the circuit within 1 s', async () => {
     const c = await liveCircuit('dialer-c3')
     const revoked = new Promise<Error & { code?: string }>((resolve) => c.ctx.once('revoked', resolve))
-    const r = await closedWithin(c.socket, () => net.api('DELETE', `/identities/${c.identityId}`))
+    const r = await closedWithin(c.socket, () => net.api('DELETE', `identities/${c.identityId}`))
     assert.ok(r.ms < BOUND_MS, `closed after ${r.ms.toFixed(0)} ms`)
     assert.ok(r.code)
     await host.waitFor((e) => e.event === 'closed' && e.id === c.hostConn, 5000)

@@ -10,7 +10,7 @@ import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
 import { type Frame, FrameFlag, FrameType } from '@nullport/protocol'
 import { type Context, isSdkError, loadContext, type OverlayServer, type OverlaySocket } from '@nullport/sdk'
-import { startNetwork, type TestNetwork } from './helpers/network.js'
+import { startNetwork, type TestNetwork } from '@nullport/testkit'
 
 type Mode =
   | 'none'

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { type Context, loadContext } from '@nullport/sdk'
-import { type HostProcess, hostStream, spawnHost, startNetwork, type TestNetwork } from './helpers/network.js'
+import { type HostProcess, hostStream, spawnHost, startNetwork, type TestNetwork } from '@nullport/testkit'
 
 function listeningSocketsOf(pid: number): string[] {
   let out = ''

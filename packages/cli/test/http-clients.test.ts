@@ -13,11 +13,11 @@ import net from 'node:net'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { type Context, serve, zitify } from '@nullport/sdk'
+import { startWebNetwork, type WebNetwork, waitForService } from '@nullport/testkit'
 import express from 'express'
 import { WebSocket, WebSocketServer } from 'ws'
-import { type OverlayFixture, startOverlayFixture, waitForService } from './http-fixture.js'
 
-let fx: OverlayFixture
+let fx: WebNetwork
 let client: Context
 let host: Context
 /** A real TCP server: the fail-closed tests check that it never sees a connection. */
@@ -33,7 +33,7 @@ before(async () => {
   decoy.listen(0, '127.0.0.1')
   await once(decoy, 'listening')
   decoyPort = (decoy.address() as net.AddressInfo).port
-  fx = await startOverlayFixture([
+  fx = await startWebNetwork([
     { name: 'chat', intercept: { addresses: ['chat.ziti'], portRanges: [{ low: 80, high: 80 }] } },
     // intercepts the decoy's real address, but nobody hosts it
     {
@@ -50,7 +50,7 @@ before(async () => {
 })
 
 after(async () => {
-  await fx?.stop()
+  await fx?.close()
   decoy?.close()
 })
 

@@ -10,7 +10,7 @@ import { once } from 'node:events'
 import http from 'node:http'
 import { after, before, test } from 'node:test'
 import { type Context, zitify } from '@nullport/sdk'
-import { type OverlayFixture, startOverlayFixture, waitForService } from './http-fixture.js'
+import { startWebNetwork, type WebNetwork, waitForService } from '@nullport/testkit'
 
 const MiB = 1024 * 1024
 const TOTAL = 100 * MiB
@@ -30,7 +30,7 @@ const EXPECTED = (() => {
   return h.digest('hex')
 })()
 
-let fx: OverlayFixture
+let fx: WebNetwork
 let client: Context
 let server: http.Server
 let undo: () => void
@@ -51,7 +51,7 @@ async function waitStable(read: () => number, ms = 400): Promise<number> {
 }
 
 before(async () => {
-  fx = await startOverlayFixture([
+  fx = await startWebNetwork([
     { name: 'bulk', intercept: { addresses: ['bulk.ziti'], portRanges: [{ low: 80, high: 80 }] } },
   ])
   client = await fx.context(fx.clientFile)
@@ -93,7 +93,7 @@ after(async () => {
   undo?.()
   server?.closeAllConnections()
   await new Promise<void>((r) => (server ? server.close(() => r()) : r()))
-  await fx?.stop()
+  await fx?.close()
 })
 
 test('100 MiB upload through ctx.fetch: sha256 equal, the sender stalls while the host does not read', {

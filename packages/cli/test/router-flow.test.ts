@@ -6,22 +6,20 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { type Frame, FrameType, type IdentityFile, INITIAL_WINDOW } from '@nullport/protocol'
-import { enroll } from '@nullport/sdk'
-import { type RunningTestController, spawnController } from './helpers/controller.js'
-import { RawClient, startTestRouter, type TestRouter } from './helpers/router.js'
+import {
+  enrollIdentity,
+  RawClient,
+  spawnController,
+  startTestRouter,
+  type TestController,
+  type TestRouter,
+} from '@nullport/testkit'
 
-let ctl: RunningTestController
+let ctl: TestController
 let router: TestRouter
 let dialer: IdentityFile
 let host: IdentityFile
 const clients: RawClient[] = []
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON of any shape
-async function api(method: string, path: string, body?: unknown): Promise<any> {
-  const r = await ctl.api(method, path, body)
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: ${r.status} ${r.text}`)
-  return r.body.data
-}
 
 async function connect(id: { cert: string; key: string }): Promise<RawClient> {
   const c = await RawClient.connect(router.address, id, ctl.caPem)
@@ -41,21 +39,17 @@ async function open(d: RawClient, h: RawClient): Promise<{ cid: number; hid: num
 before(async () => {
   ctl = await spawnController()
   router = await startTestRouter(ctl, { name: 'edge-flow', allPolicies: true })
-  const mk = async (name: string, attrs: string[]) => {
-    const d = await api('POST', 'identities', { name, type: 'Device', roleAttributes: attrs })
-    return (await enroll({ jwt: d.enrollment.jwt })).file
-  }
-  dialer = await mk('dialer', ['dialers'])
-  host = await mk('host', ['hosts'])
-  await api('POST', 'services', { name: 'bulk' })
-  await api('POST', 'service-policies', {
+  dialer = await enrollIdentity(ctl, 'dialer', ['dialers'])
+  host = await enrollIdentity(ctl, 'host', ['hosts'])
+  await ctl.data('POST', 'services', { name: 'bulk' })
+  await ctl.data('POST', 'service-policies', {
     name: 'dial-bulk',
     type: 'Dial',
     semantic: 'AnyOf',
     identityRoles: ['#dialers'],
     serviceRoles: ['@bulk'],
   })
-  await api('POST', 'service-policies', {
+  await ctl.data('POST', 'service-policies', {
     name: 'bind-bulk',
     type: 'Bind',
     semantic: 'AnyOf',

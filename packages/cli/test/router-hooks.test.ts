@@ -5,21 +5,19 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { type Frame, FrameType } from '@nullport/protocol'
-import { enroll } from '@nullport/sdk'
-import { type RunningTestController, spawnController } from './helpers/controller.js'
-import { RawClient, startTestRouter, type TestRouter } from './helpers/router.js'
+import {
+  enrollIdentity,
+  RawClient,
+  spawnController,
+  startTestRouter,
+  type TestController,
+  type TestRouter,
+} from '@nullport/testkit'
 
-let ctl: RunningTestController
+let ctl: TestController
 let router: TestRouter
 const seen: Array<{ type: number; from: string; to: string }> = []
 const clients: RawClient[] = []
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON of any shape
-async function api(method: string, path: string, body?: unknown): Promise<any> {
-  const r = await ctl.api(method, path, body)
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: ${r.status} ${r.text}`)
-  return r.body.data
-}
 
 before(async () => {
   ctl = await spawnController()
@@ -49,21 +47,17 @@ after(async () => {
 
 test('onForward sees forwarded frames and can modify or drop them', async () => {
   assert.equal(router.process, null, 'hooks run the router in-process')
-  const mk = async (name: string, attrs: string[]) => {
-    const d = await api('POST', 'identities', { name, type: 'Device', roleAttributes: attrs })
-    return (await enroll({ jwt: d.enrollment.jwt })).file
-  }
-  const dialer = await mk('dialer', ['dialers'])
-  const host = await mk('host', ['hosts'])
-  await api('POST', 'services', { name: 'hooked' })
-  await api('POST', 'service-policies', {
+  const dialer = await enrollIdentity(ctl, 'dialer', ['dialers'])
+  const host = await enrollIdentity(ctl, 'host', ['hosts'])
+  await ctl.data('POST', 'services', { name: 'hooked' })
+  await ctl.data('POST', 'service-policies', {
     name: 'd',
     type: 'Dial',
     semantic: 'AnyOf',
     identityRoles: ['#dialers'],
     serviceRoles: ['@hooked'],
   })
-  await api('POST', 'service-policies', {
+  await ctl.data('POST', 'service-policies', {
     name: 'b',
     type: 'Bind',
     semantic: 'AnyOf',

@@ -4,27 +4,20 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { type Frame, FrameType, type IdentityFile } from '@nullport/protocol'
-import { enroll } from '@nullport/sdk'
-import { type RunningTestController, spawnController } from './helpers/controller.js'
-import { RawClient, startTestRouter, type TestRouter } from './helpers/router.js'
+import { type Frame, FrameType } from '@nullport/protocol'
+import {
+  enrollIdentity,
+  RawClient,
+  spawnController,
+  startTestRouter,
+  type TestController,
+  type TestRouter,
+} from '@nullport/testkit'
 
-let ctl: RunningTestController
+let ctl: TestController
 let ra: TestRouter
 let rb: TestRouter
 const clients: RawClient[] = []
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON of any shape
-async function api(method: string, path: string, body?: unknown): Promise<any> {
-  const r = await ctl.api(method, path, body)
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: ${r.status} ${r.text}`)
-  return r.body.data
-}
-
-async function newIdentity(name: string, roleAttributes: string[]): Promise<IdentityFile> {
-  const d = await api('POST', 'identities', { name, type: 'Device', roleAttributes })
-  return (await enroll({ jwt: d.enrollment.jwt })).file
-}
 
 before(async () => {
   ctl = await spawnController()
@@ -40,17 +33,17 @@ after(async () => {
 })
 
 test('two routers link and a dial crosses them', async () => {
-  const dialer = await newIdentity('dialer', ['dialers'])
-  const host = await newIdentity('host', ['hosts'])
-  await api('POST', 'services', { name: 'far' })
-  await api('POST', 'service-policies', {
+  const dialer = await enrollIdentity(ctl, 'dialer', ['dialers'])
+  const host = await enrollIdentity(ctl, 'host', ['hosts'])
+  await ctl.data('POST', 'services', { name: 'far' })
+  await ctl.data('POST', 'service-policies', {
     name: 'dial-far',
     type: 'Dial',
     semantic: 'AnyOf',
     identityRoles: ['#dialers'],
     serviceRoles: ['@far'],
   })
-  await api('POST', 'service-policies', {
+  await ctl.data('POST', 'service-policies', {
     name: 'bind-far',
     type: 'Bind',
     semantic: 'AnyOf',

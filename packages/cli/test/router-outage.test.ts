@@ -5,26 +5,19 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { FrameType, type IdentityFile } from '@nullport/protocol'
-import { enroll } from '@nullport/sdk'
-import { type RunningTestController, spawnController } from './helpers/controller.js'
-import { RawClient, startTestRouter, type TestRouter } from './helpers/router.js'
+import { FrameType } from '@nullport/protocol'
+import {
+  enrollIdentity,
+  RawClient,
+  spawnController,
+  startTestRouter,
+  type TestController,
+  type TestRouter,
+} from '@nullport/testkit'
 
-let ctl: RunningTestController
+let ctl: TestController
 let router: TestRouter
 const clients: RawClient[] = []
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON of any shape
-async function api(method: string, path: string, body?: unknown): Promise<any> {
-  const r = await ctl.api(method, path, body)
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: ${r.status} ${r.text}`)
-  return r.body.data
-}
-
-async function newIdentity(name: string, roleAttributes: string[]): Promise<IdentityFile> {
-  const d = await api('POST', 'identities', { name, type: 'Device', roleAttributes })
-  return (await enroll({ jwt: d.enrollment.jwt })).file
-}
 
 before(async () => {
   ctl = await spawnController()
@@ -38,18 +31,18 @@ after(async () => {
 })
 
 test('circuits and local authorization survive a controller outage; the router resyncs after it', async () => {
-  const dialer = await newIdentity('dialer', ['dialers'])
-  const host = await newIdentity('host', ['hosts'])
+  const dialer = await enrollIdentity(ctl, 'dialer', ['dialers'])
+  const host = await enrollIdentity(ctl, 'host', ['hosts'])
   for (const name of ['svc-a', 'svc-b']) {
-    await api('POST', 'services', { name })
-    await api('POST', 'service-policies', {
+    await ctl.data('POST', 'services', { name })
+    await ctl.data('POST', 'service-policies', {
       name: `dial-${name}`,
       type: 'Dial',
       semantic: 'AnyOf',
       identityRoles: ['#dialers'],
       serviceRoles: [`@${name}`],
     })
-    await api('POST', 'service-policies', {
+    await ctl.data('POST', 'service-policies', {
       name: `bind-${name}`,
       type: 'Bind',
       semantic: 'AnyOf',
@@ -113,7 +106,7 @@ test('circuits and local authorization survive a controller outage; the router r
   let online = false
   const until = Date.now() + 15_000
   while (!online && Date.now() < until) {
-    online = (await api('GET', `edge-routers/${router.id}`)).isOnline === true
+    online = (await ctl.data('GET', `edge-routers/${router.id}`)).isOnline === true
     if (!online) await new Promise((r) => setTimeout(r, 200))
   }
   assert.ok(online, 'the router is online again')

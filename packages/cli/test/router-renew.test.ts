@@ -17,8 +17,13 @@ import tls from 'node:tls'
 import { fingerprintSha256, type IdentityFile, loadIdentityFile } from '@nullport/protocol'
 import { type RouterHandle, type StartRouterOptions, startRouter } from '@nullport/router'
 import { type Context, enroll, loadContext, type OverlaySocket } from '@nullport/sdk'
-import { startNetwork, type TestIdentity, type TestNetwork } from './helpers/network.js'
-import { ensureAllRouterPolicies } from './helpers/router.js'
+import {
+  ensureAllRouterPolicies,
+  startNetwork,
+  type TestIdentity,
+  type TestNetwork,
+  waitFor,
+} from '@nullport/testkit'
 
 interface LogLine {
   level: number
@@ -92,20 +97,6 @@ async function metricValue(address: string, name: string): Promise<number> {
   return Number(line.slice(line.lastIndexOf(' ') + 1))
 }
 
-async function waitFor<T>(
-  what: string,
-  fn: () => T | undefined | Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
-
 describe('router: certificate renewal', () => {
   let net: TestNetwork
   let dir: string
@@ -121,7 +112,7 @@ describe('router: certificate renewal', () => {
 
   /** Creates, enrolls and starts an in-process router from its identity file, capturing its logs. */
   async function ownRouter(name: string, extra: Partial<StartRouterOptions>): Promise<OwnRouter> {
-    const created = await net.api<{ id: string; enrollment?: { jwt?: string } }>('POST', '/edge-routers', {
+    const created = await net.api<{ id: string; enrollment?: { jwt?: string } }>('POST', 'edge-routers', {
       name,
     })
     const jwt = created.enrollment?.jwt
@@ -265,7 +256,6 @@ describe('router: certificate renewal', () => {
     const r = routers[0]!
     // renew once (waiting out the controller's 10 s limit if the previous test renewed moments ago)
     const first = await waitFor(
-      'a successful renewal',
       async () => {
         try {
           return await r.handle.renewCertificate()
@@ -275,7 +265,7 @@ describe('router: certificate renewal', () => {
           throw err
         }
       },
-      30_000,
+      { timeoutMs: 30_000, intervalMs: 200, what: 'a successful renewal' },
     )
     const fileBefore = await readFile(r.identityPath, 'utf8')
     const warnsBefore = r.logs.filter((l) => l.msg.startsWith('certificate renewal failed')).length
@@ -304,13 +294,12 @@ describe('router: certificate renewal', () => {
       r.handle.stats().links.includes(c.handle.id) && c.handle.stats().links.includes(r.handle.id)
         ? true
         : undefined
-    await waitFor('a link between the routers', linked, 20_000)
+    await waitFor(linked, { timeoutMs: 20_000, intervalMs: 200, what: 'a link between the routers' })
 
     // A third renewal: the controller keeps the certificate the call authenticated with, the
     // newest other one, and the new one. Only if the router called with its current (renewed)
     // certificate is the enrollment certificate gone.
     const third = await waitFor(
-      'a third renewal',
       async () => {
         try {
           return await r.handle.renewCertificate()
@@ -320,11 +309,11 @@ describe('router: certificate renewal', () => {
           throw err
         }
       },
-      30_000,
+      { timeoutMs: 30_000, intervalMs: 200, what: 'a third renewal' },
     )
     const view = await net.api<{ certificates: Array<{ fingerprint: string }> }>(
       'GET',
-      `/edge-routers/${r.handle.id}`,
+      `edge-routers/${r.handle.id}`,
     )
     const held = view.certificates.map((c) => c.fingerprint)
     assert.ok(!held.includes(enrolledWith), 'the enrollment certificate was pruned')
@@ -332,7 +321,11 @@ describe('router: certificate renewal', () => {
     // routers drop connections made with a pruned certificate: the link (re)made with the
     // router's current certificate stays up
     await new Promise((res) => setTimeout(res, 2000))
-    await waitFor('the link after the enrollment certificate was pruned', linked, 20_000)
+    await waitFor(linked, {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      what: 'the link after the enrollment certificate was pruned',
+    })
   })
 
   it('renews on schedule by itself (renew.fraction) and rewrites the identity file', async () => {
@@ -340,22 +333,20 @@ describe('router: certificate renewal', () => {
     const r = await ownRouter('renew-b', { renew: { fraction: 0.4 } })
     const before = r.handle.certificate()
     const renewed = await waitFor(
-      'a scheduled renewal',
       () => {
         const now = r.handle.certificate()
         return now.fingerprint !== before.fingerprint ? now : undefined
       },
-      45_000,
+      { timeoutMs: 45_000, intervalMs: 200, what: 'a scheduled renewal' },
     )
     assert.ok(Date.parse(renewed.notAfter) > Date.parse(before.notAfter))
     assert.ok(r.logs.some((l) => l.msg === 'certificate renewed' && l.newFingerprint === renewed.fingerprint))
     const file = await waitFor(
-      'the identity file to hold the renewed certificate',
       async () => {
         const f = await loadIdentityFile(r.identityPath)
         return fingerprintSha256(f.cert) === renewed.fingerprint ? f : undefined
       },
-      5000,
+      { timeoutMs: 5000, intervalMs: 200, what: 'the identity file to hold the renewed certificate' },
     )
     assert.ok(new X509Certificate(file.cert).checkPrivateKey(createPrivateKey(file.key)))
     assert.equal(await presentedFingerprint(r.handle.address, dialerId.file), renewed.fingerprint)

@@ -8,30 +8,21 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { createLeaf, createRootCa, FrameType, type IdentityFile } from '@nullport/protocol'
-import { enroll } from '@nullport/sdk'
-import { type RunningTestController, spawnController } from './helpers/controller.js'
-import { RawClient, startTestRouter, type TestRouter } from './helpers/router.js'
+import {
+  enrollIdentity,
+  RawClient,
+  spawnController,
+  startTestRouter,
+  type TestController,
+  type TestRouter,
+} from '@nullport/testkit'
 
-let ctl: RunningTestController
+let ctl: TestController
 let router: TestRouter
 let dialer: IdentityFile
 let host: IdentityFile
 let stranger: IdentityFile
 const clients: RawClient[] = []
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON of any shape
-async function api(method: string, path: string, body?: unknown): Promise<any> {
-  const r = await ctl.api(method, path, body)
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: ${r.status} ${r.text}`)
-  return r.body.data
-}
-
-async function newIdentity(name: string, roleAttributes: string[]): Promise<IdentityFile> {
-  const d = (await api('POST', 'identities', { name, type: 'Device', roleAttributes })) as {
-    enrollment: { jwt: string }
-  }
-  return (await enroll({ jwt: d.enrollment.jwt })).file
-}
 
 async function connect(id: { cert: string; key: string }, hello = true): Promise<RawClient> {
   const c = await RawClient.connect(router.address, id, ctl.caPem, hello)
@@ -42,19 +33,19 @@ async function connect(id: { cert: string; key: string }, hello = true): Promise
 before(async () => {
   ctl = await spawnController()
   router = await startTestRouter(ctl, { name: 'edge-1', allPolicies: true })
-  dialer = await newIdentity('dialer', ['dialers'])
-  host = await newIdentity('host', ['hosts'])
-  stranger = await newIdentity('stranger', [])
-  for (const name of ['echo', 'other']) await api('POST', 'services', { name })
+  dialer = await enrollIdentity(ctl, 'dialer', ['dialers'])
+  host = await enrollIdentity(ctl, 'host', ['hosts'])
+  stranger = await enrollIdentity(ctl, 'stranger', [])
+  for (const name of ['echo', 'other']) await ctl.data('POST', 'services', { name })
   for (const svc of ['echo', 'other']) {
-    await api('POST', 'service-policies', {
+    await ctl.data('POST', 'service-policies', {
       name: `dial-${svc}`,
       type: 'Dial',
       semantic: 'AnyOf',
       identityRoles: ['#dialers'],
       serviceRoles: [`@${svc}`],
     })
-    await api('POST', 'service-policies', {
+    await ctl.data('POST', 'service-policies', {
       name: `bind-${svc}`,
       type: 'Bind',
       semantic: 'AnyOf',
@@ -74,7 +65,7 @@ after(async () => {
 
 test('the router enrolls, comes online and reports its real address', async () => {
   assert.match(router.address, /^127\.0\.0\.1:\d+$/)
-  const r = (await api('GET', `edge-routers/${router.id}`)) as { isOnline: boolean; advertise: string }
+  const r = (await ctl.data('GET', `edge-routers/${router.id}`)) as { isOnline: boolean; advertise: string }
   assert.equal(r.isOnline, true)
   assert.equal(r.advertise, router.address)
   const st = await import('node:fs/promises').then((fs) => fs.stat(join(router.dir, 'router.identity.json')))
@@ -88,7 +79,7 @@ test('BIND then DIAL: the allowed dial reaches the host connection and data flow
   h.bind(1, 'echo')
   const b = await h.next((f) => f.type === FrameType.BIND_SUCCESS || f.type === FrameType.BIND_FAILED)
   assert.equal(b.type, FrameType.BIND_SUCCESS, JSON.stringify(b.payload))
-  const terms = (await api('GET', 'terminators')) as Array<{ id: string; routerId: string }>
+  const terms = (await ctl.data('GET', 'terminators')) as Array<{ id: string; routerId: string }>
   assert.ok(terms.some((t) => t.routerId === router.id))
   await new Promise((r) => setTimeout(r, 200))
   const d = await connect(dialer)
@@ -165,10 +156,10 @@ test('foreign-CA and expired certificates are refused in the TLS handshake', asy
 })
 
 test('re-enrollment revokes the old certificate: live connections and new ones get ERR_CERT_REVOKED', async () => {
-  const victim = await newIdentity('victim', ['dialers'])
+  const victim = await enrollIdentity(ctl, 'victim', ['dialers'])
   await new Promise((r) => setTimeout(r, 200))
   const live = await connect(victim)
-  const re = (await api('POST', `identities/${victim.id}/re-enroll`)) as {
+  const re = (await ctl.data('POST', `identities/${victim.id}/re-enroll`)) as {
     enrollment?: { jwt?: string }
     jwt?: string
   }
@@ -191,7 +182,7 @@ test('removing the policies closes the live circuit and the terminator within 1 
   await d.next((f) => f.type === FrameType.DIAL_SUCCESS && f.circuitId === cid)
   // Dial removed: the circuit closes at both ends
   let t0 = Date.now()
-  await api('DELETE', 'service-policies/dial-other')
+  await ctl.data('DELETE', 'service-policies/dial-other')
   const cd = await d.next((f) => f.type === FrameType.CLOSE && f.circuitId === cid, 2000)
   const ch = await h.next((f) => f.type === FrameType.CLOSE && f.circuitId === dial.circuitId, 2000)
   assert.ok(Date.now() - t0 < 1000, `closed after ${Date.now() - t0} ms`)
@@ -199,7 +190,7 @@ test('removing the policies closes the live circuit and the terminator within 1 
   assert.equal((ch.payload as { code: string }).code, 'ERR_REVOKED')
   // Bind removed: the host is unbound and the terminator deleted
   t0 = Date.now()
-  await api('DELETE', 'service-policies/bind-other')
+  await ctl.data('DELETE', 'service-policies/bind-other')
   const ub = await h.next((f) => f.type === FrameType.UNBIND, 2000)
   assert.ok(Date.now() - t0 < 1000)
   assert.equal((ub.payload as { bindId: number; code: string }).bindId, 5)
@@ -207,7 +198,7 @@ test('removing the policies closes the live circuit and the terminator within 1 
   const deadline = Date.now() + 3000
   let left: unknown[] = []
   do {
-    left = ((await api('GET', 'terminators')) as Array<{ service: { name: string } }>).filter(
+    left = ((await ctl.data('GET', 'terminators')) as Array<{ service: { name: string } }>).filter(
       (t) => t.service?.name === 'other',
     )
     if (left.length === 0) break

@@ -11,7 +11,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type Context, loadContext, type OverlayServer, type OverlaySocket } from '@nullport/sdk'
-import { startNetwork, type TestNetwork } from './helpers/network.js'
+import { startNetwork, type TestNetwork } from '@nullport/testkit'
 
 function leafOf(chainPem: string): X509Certificate {
   return new X509Certificate(

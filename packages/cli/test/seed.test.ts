@@ -13,8 +13,15 @@ import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { loadIdentityFile, verifyChain } from '@nullport/protocol'
-import { CLI_BIN, type RunningTestController, spawnController } from './helpers/controller.js'
-import { type CliEnv, type CliResult, cliEnv, failLine } from './helpers/edge-cli.js'
+import {
+  CLI_BIN,
+  type CliEnv,
+  type CliResult,
+  cliEnv,
+  failLine,
+  spawnController,
+  type TestController,
+} from '@nullport/testkit'
 
 /** The seed's commands, verbatim (`ziti` -> `nullport`). */
 const SEED = {
@@ -46,7 +53,7 @@ function seedFile(): string | null {
 }
 
 describe('seed 000: python website, as written', () => {
-  let ctrl: RunningTestController
+  let ctrl: TestController
   let cli: CliEnv
   let binDir: string
   const sh = (line: string): Promise<CliResult> =>

@@ -11,20 +11,20 @@ import { after, before, test } from 'node:test'
 import {
   hp,
   rawExchange,
-  run,
+  runCommand,
   socksConnectBytes,
   spawnTunnel,
-  startTunnelNet,
-  type TunnelNet,
+  startTunnelNetwork,
+  type TunnelNetwork,
   type TunnelProc,
-} from './tunnel-env.js'
+} from '@nullport/testkit'
 
-let net: TunnelNet
+let net: TunnelNetwork
 let host: TunnelProc
 let client: TunnelProc
 
 before(async () => {
-  net = await startTunnelNet()
+  net = await startTunnelNetwork()
   // a service the client may not Dial (hosted, intercept.v1 present, no Dial policy)
   await net.addService(
     'nodial',
@@ -43,13 +43,13 @@ before(async () => {
       listenOptions: { maxConnections: 1, cost: 5 },
     },
   )
-  host = await spawnTunnel(['run', '-i', net.hostId, '--no-status'])
+  host = await spawnTunnel(['run', '-i', net.hostPath, '--no-status'])
   for (const s of ['web', 'down', 'fwd', 'nodial', 'one'])
     await host.waitLog((l) => l.msg === 'hosting service' && l.service === s)
   client = await spawnTunnel([
     'run',
     '-i',
-    net.clientId,
+    net.clientPath,
     '--no-host',
     '--socks',
     '127.0.0.1:0',
@@ -64,7 +64,7 @@ before(async () => {
 after(async () => {
   await client?.stop()
   await host?.stop()
-  await net?.stop()
+  await net?.close()
 })
 
 const socks = () => client.addresses.socks!
@@ -120,7 +120,7 @@ test('a connection opened first keeps working through all the bad input (checked
     assert.equal((await rawExchange(socks(), socksConnectBytes('nodial.test', 80))).data[3], 0x02)
     await loggedCode('ERR_NO_INTERCEPT')
     await loggedCode('ERR_PORT_NOT_INTERCEPTED')
-    const c = await run('curl', ['-sS', '--socks5-hostname', socks(), 'http://nothing.example/'])
+    const c = await runCommand('curl', ['-sS', '--socks5-hostname', socks(), 'http://nothing.example/'])
     assert.equal(c.code, 97)
     assert.match(c.stderr, /SOCKS5/)
   })
@@ -172,21 +172,21 @@ test('a connection opened first keeps working through all the bad input (checked
   await t.test(
     'HTTP proxy: not intercepted -> 403 naming cause and fix; underlay down -> 502; policy refusal -> 403',
     async () => {
-      const r = await run('curl', ['-sS', '-i', '-x', proxyUrl(), 'http://nothing.example/'])
+      const r = await runCommand('curl', ['-sS', '-i', '-x', proxyUrl(), 'http://nothing.example/'])
       assert.match(r.stdout, /^HTTP\/1.1 403 /)
       assert.match(r.stdout, /X-Nullport-Error: ERR_NO_INTERCEPT/)
       assert.match(
         r.stdout,
         /Fix: create a service with an intercept.v1 config for nothing.example and a Dial policy/,
       )
-      const p = await run('curl', ['-sS', '-i', '-x', proxyUrl(), 'http://web.test:8080/'])
+      const p = await runCommand('curl', ['-sS', '-i', '-x', proxyUrl(), 'http://web.test:8080/'])
       assert.match(p.stdout, /^HTTP\/1.1 403 [\s\S]*portRanges/)
-      const d = await run('curl', ['-sS', '-i', '-x', proxyUrl(), 'http://down.test/'])
+      const d = await runCommand('curl', ['-sS', '-i', '-x', proxyUrl(), 'http://down.test/'])
       assert.match(d.stdout, /^HTTP\/1.1 502 [\s\S]*ERR_UNDERLAY_UNREACHABLE/)
-      const c = await run('curl', ['-sS', '-p', '-x', proxyUrl(), 'http://down.test/'])
+      const c = await runCommand('curl', ['-sS', '-p', '-x', proxyUrl(), 'http://down.test/'])
       assert.notEqual(c.code, 0)
       assert.match(c.stderr, /502/)
-      const f = await run('curl', ['-sS', '-i', '-x', proxyUrl(), 'http://fwd.test:2/'])
+      const f = await runCommand('curl', ['-sS', '-i', '-x', proxyUrl(), 'http://fwd.test:2/'])
       assert.match(f.stdout, /^HTTP\/1.1 403 [\s\S]*ERR_HOST_TARGET_NOT_ALLOWED/)
     },
   )
@@ -241,6 +241,6 @@ test('a connection opened first keeps working through all the bad input (checked
   // the first connection still works, and so do new ones
   assert.match(await ask('/after'), /GET \/after/)
   sock.destroy()
-  const ok = await run('curl', ['-sS', '-x', proxyUrl(), 'http://web.test/still'])
+  const ok = await runCommand('curl', ['-sS', '-x', proxyUrl(), 'http://web.test/still'])
   assert.match(ok.stdout, /GET \/still/)
 })

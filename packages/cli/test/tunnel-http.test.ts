@@ -12,30 +12,30 @@ import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import * as dnsPacket from 'dns-packet'
-import { CLI_BIN } from './helpers/controller.js'
 import {
+  CLI_BIN,
   fetchStatus,
   hp,
-  run,
+  runCommand,
   spawnTunnel,
-  startTunnelNet,
-  type TunnelNet,
+  startTunnelNetwork,
+  type TunnelNetwork,
   type TunnelProc,
-} from './tunnel-env.js'
+} from '@nullport/testkit'
+import * as dnsPacket from 'dns-packet'
 
-let net: TunnelNet
+let net: TunnelNetwork
 let host: TunnelProc
 let client: TunnelProc
 
 before(async () => {
-  net = await startTunnelNet()
-  host = await spawnTunnel(['run', '-i', net.hostId, '--status', '127.0.0.1:0'])
+  net = await startTunnelNetwork()
+  host = await spawnTunnel(['run', '-i', net.hostPath, '--status', '127.0.0.1:0'])
   for (const s of ['web', 'fwd']) await host.waitLog((l) => l.msg === 'hosting service' && l.service === s)
   client = await spawnTunnel([
     'run',
     '-i',
-    net.clientId,
+    net.clientPath,
     '--no-host',
     '--socks',
     '127.0.0.1:0',
@@ -51,11 +51,11 @@ before(async () => {
 after(async () => {
   await client?.stop()
   await host?.stop()
-  await net?.stop()
+  await net?.close()
 })
 
 test('curl through SOCKS5 (remote names, wildcard) and through the HTTP proxy (keep-alive, CONNECT)', async () => {
-  const s = await run('curl', [
+  const s = await runCommand('curl', [
     '-sS',
     '--socks5-hostname',
     client.addresses.socks!,
@@ -64,7 +64,7 @@ test('curl through SOCKS5 (remote names, wildcard) and through the HTTP proxy (k
   assert.equal(s.code, 0, s.stderr)
   assert.match(s.stdout, /hello from behind the tunnel: GET \/socks host=family.web.test/)
   // two requests on one kept-alive proxy connection, two origins of the same service
-  const h = await run('curl', [
+  const h = await runCommand('curl', [
     '-sS',
     '-v',
     '-x',
@@ -83,7 +83,7 @@ test('curl through SOCKS5 (remote names, wildcard) and through the HTTP proxy (k
   assert.match(h.stdout, /POST \/two host=web.test body=3/)
   assert.match(h.stdout, /POST \/three host=x.web.test body=3/)
   assert.match(h.stderr, /Re-using existing connection|Reusing existing/)
-  const c = await run('curl', [
+  const c = await runCommand('curl', [
     '-sS',
     '-p',
     '-x',
@@ -93,7 +93,7 @@ test('curl through SOCKS5 (remote names, wildcard) and through the HTTP proxy (k
   assert.equal(c.code, 0, c.stderr)
   assert.match(c.stdout, /GET \/connect host=web.test/)
   // host.v1 forwardPort: the dialer's port picks the target, inside allowedPortRanges
-  const f = await run('curl', [
+  const f = await runCommand('curl', [
     '-sS',
     '--socks5-hostname',
     client.addresses.socks!,
@@ -142,7 +142,7 @@ test('DNS: intercepted names get a stable reserved address that SOCKS (IPv4) res
   const other = await dnsQuery('example.com', 'A')
   assert.equal(other.rcode, 'REFUSED')
   // curl --socks5 (local resolution) sends the IPv4 address: the tunneler maps it back to the name
-  const r = await run('curl', [
+  const r = await runCommand('curl', [
     '-sS',
     '--socks5',
     client.addresses.socks!,
@@ -153,7 +153,7 @@ test('DNS: intercepted names get a stable reserved address that SOCKS (IPv4) res
   assert.equal(r.code, 0, r.stderr)
   assert.match(r.stdout, /GET \/by-ip/)
   // intercept.v1 CIDR address
-  const c = await run('curl', [
+  const c = await runCommand('curl', [
     '-sS',
     '--socks5',
     client.addresses.socks!,
@@ -192,7 +192,7 @@ async function status(): Promise<{
   hosted: Array<{ service: string; listening: boolean }>
   intercepted: Array<{ service: string }>
 }> {
-  const r = await run(process.execPath, [
+  const r = await runCommand(process.execPath, [
     CLI_BIN,
     'tunnel',
     'status',
@@ -273,7 +273,7 @@ test('HTTP proxy uploads: 8 MiB bodies (Content-Length and chunked) then another
     const file = join(dir, 'body.bin')
     writeFileSync(file, randomBytes(8 * 1024 * 1024))
     const proxy = ['-sS', '-v', '-x', `http://${client.addresses.http}`]
-    const r = await run('curl', [
+    const r = await runCommand('curl', [
       ...proxy,
       '--data-binary',
       `@${file}`,
@@ -335,7 +335,7 @@ test('tunnel status: intercepted and hosted services, and the text form', async 
     listening: boolean
   }>
   assert.ok(hosted.find((x) => x.service === 'pg')?.listening)
-  const text = await run(process.execPath, [
+  const text = await runCommand(process.execPath, [
     CLI_BIN,
     'tunnel',
     'status',
@@ -344,7 +344,7 @@ test('tunnel status: intercepted and hosted services, and the text form', async 
   ])
   assert.equal(text.code, 0, text.stderr)
   assert.match(text.stdout, /intercepted:\n {2}\S+/)
-  const none = await run(process.execPath, [CLI_BIN, 'tunnel', 'status', '--status', '127.0.0.1:1'])
+  const none = await runCommand(process.execPath, [CLI_BIN, 'tunnel', 'status', '--status', '127.0.0.1:1'])
   assert.notEqual(none.code, 0)
   assert.match(none.stderr, /is `nullport tunnel run --status 127.0.0.1:1` running/)
 })
@@ -353,7 +353,7 @@ test('SIGTERM: both tunnelers exit 0 after closing their listeners', async () =>
   const extra = await spawnTunnel([
     'run',
     '-i',
-    net.clientId,
+    net.clientPath,
     '--no-host',
     '--socks',
     '127.0.0.1:0',
@@ -365,7 +365,7 @@ test('SIGTERM: both tunnelers exit 0 after closing their listeners', async () =>
   const extra2 = await spawnTunnel([
     'run',
     '-i',
-    net.clientId,
+    net.clientPath,
     '--no-host',
     '--http-proxy',
     '127.0.0.1:0',

@@ -6,28 +6,28 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import {
-  eventually,
   rawExchange,
-  run,
+  runCommand,
   socksConnectBytes,
   spawnTunnel,
-  startTunnelNet,
-  type TunnelNet,
+  startTunnelNetwork,
+  type TunnelNetwork,
   type TunnelProc,
-} from './tunnel-env.js'
+  waitFor,
+} from '@nullport/testkit'
 
-let net: TunnelNet
+let net: TunnelNetwork
 let host: TunnelProc
 let client: TunnelProc
 
 before(async () => {
-  net = await startTunnelNet()
-  host = await spawnTunnel(['run', '-i', net.hostId, '--no-status'])
+  net = await startTunnelNetwork()
+  host = await spawnTunnel(['run', '-i', net.hostPath, '--no-status'])
   await host.waitLog((l) => l.msg === 'hosting service' && l.service === 'web')
   client = await spawnTunnel([
     'run',
     '-i',
-    net.clientId,
+    net.clientPath,
     '--no-host',
     '--socks',
     '127.0.0.1:0',
@@ -40,19 +40,19 @@ before(async () => {
 after(async () => {
   await client?.stop()
   await host?.stop()
-  await net?.stop()
+  await net?.close()
 })
 
-const curl = (url: string) => run('curl', ['-sS', '-i', '-x', `http://${client.addresses.http}`, url])
+const curl = (url: string) => runCommand('curl', ['-sS', '-i', '-x', `http://${client.addresses.http}`, url])
 
 test('removing the Dial policy stops interception; restoring it brings it back (no restart)', async () => {
   assert.match((await curl('http://web.test/a')).stdout, /^HTTP\/1.1 200/)
   await net.api('DELETE', 'service-policies/dial-web')
-  await eventually(
-    async () => /^HTTP\/1.1 403 /.test((await curl('http://web.test/b')).stdout),
-    20_000,
-    'refused after the policy was deleted',
-  )
+  await waitFor(async () => /^HTTP\/1.1 403 /.test((await curl('http://web.test/b')).stdout), {
+    timeoutMs: 20_000,
+    intervalMs: 250,
+    what: 'refused after the policy was deleted',
+  })
   assert.equal((await rawExchange(client.addresses.socks!, socksConnectBytes('web.test', 80))).data[3], 0x02)
   await client.waitLog(
     (l) =>
@@ -67,11 +67,11 @@ test('removing the Dial policy stops interception; restoring it brings it back (
     identityRoles: ['#tun-clients'],
     serviceRoles: ['@web'],
   })
-  await eventually(
-    async () => /^HTTP\/1.1 200/.test((await curl('http://web.test/c')).stdout),
-    20_000,
-    'intercepted again',
-  )
+  await waitFor(async () => /^HTTP\/1.1 200/.test((await curl('http://web.test/c')).stdout), {
+    timeoutMs: 20_000,
+    intervalMs: 250,
+    what: 'intercepted again',
+  })
 })
 
 test('a new service becomes interceptable and hosted without restart; deleting it stops both', async () => {
@@ -82,19 +82,24 @@ test('a new service becomes interceptable and hosted without restart; deleting i
     { protocol: 'tcp', address: '127.0.0.1', port: net.httpPort },
   )
   await host.waitLog((l) => l.msg === 'hosting service' && l.service === 'late', 20_000)
-  await eventually(
-    async () => /GET \/new/.test((await curl('http://late.test/new')).stdout),
-    20_000,
-    'late.test reachable',
-  )
-  const s = await run('curl', ['-sS', '--socks5-hostname', client.addresses.socks!, 'http://late.test/socks'])
+  await waitFor(async () => /GET \/new/.test((await curl('http://late.test/new')).stdout), {
+    timeoutMs: 20_000,
+    intervalMs: 250,
+    what: 'late.test reachable',
+  })
+  const s = await runCommand('curl', [
+    '-sS',
+    '--socks5-hostname',
+    client.addresses.socks!,
+    'http://late.test/socks',
+  ])
   assert.match(s.stdout, /GET \/socks/)
   await net.api('DELETE', 'services/late')
-  await eventually(
-    async () => /^HTTP\/1.1 403 /.test((await curl('http://late.test/gone')).stdout),
-    20_000,
-    'late.test refused after delete',
-  )
+  await waitFor(async () => /^HTTP\/1.1 403 /.test((await curl('http://late.test/gone')).stdout), {
+    timeoutMs: 20_000,
+    intervalMs: 250,
+    what: 'late.test refused after delete',
+  })
   await host.waitLog(
     (l) => l.service === 'late' && typeof l.msg === 'string' && l.msg.startsWith('no longer hosting'),
     20_000,

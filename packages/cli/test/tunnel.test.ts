@@ -6,21 +6,28 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, test } from 'node:test'
-import { hp, run, spawnTunnel, startTunnelNet, type TunnelNet, type TunnelProc } from './tunnel-env.js'
+import {
+  hp,
+  runCommand,
+  spawnTunnel,
+  startTunnelNetwork,
+  type TunnelNetwork,
+  type TunnelProc,
+} from '@nullport/testkit'
 
-let net: TunnelNet
+let net: TunnelNetwork
 let host: TunnelProc
 let client: TunnelProc
 const scratchDb = `tunnel_${randomBytes(4).toString('hex')}`
 
 before(async () => {
-  net = await startTunnelNet()
-  host = await spawnTunnel(['run', '-i', net.hostId, '--status', '127.0.0.1:0'])
+  net = await startTunnelNetwork()
+  host = await spawnTunnel(['run', '-i', net.hostPath, '--status', '127.0.0.1:0'])
   for (const s of ['pg', 'redis']) await host.waitLog((l) => l.msg === 'hosting service' && l.service === s)
   client = await spawnTunnel([
     'run',
     '-i',
-    net.clientId,
+    net.clientPath,
     '--no-host',
     '--proxy',
     'pg:0',
@@ -33,7 +40,7 @@ before(async () => {
 after(async () => {
   if (client) {
     const pg = hp(client.addresses['proxy:pg']!)
-    await run('psql', [
+    await runCommand('psql', [
       '-h',
       pg.host,
       '-p',
@@ -48,7 +55,7 @@ after(async () => {
   }
   await client?.stop()
   await host?.stop()
-  await net?.stop()
+  await net?.close()
 })
 
 const pgArgs = () => {
@@ -57,30 +64,30 @@ const pgArgs = () => {
 }
 
 test('psql through a local port: select 1', async () => {
-  const r = await run('psql', [...pgArgs(), '-d', 'test', '-Atc', 'select 1'])
+  const r = await runCommand('psql', [...pgArgs(), '-d', 'test', '-Atc', 'select 1'])
   assert.equal(r.code, 0, r.stderr)
   assert.equal(r.stdout.trim(), '1')
 })
 
 test('pgbench through the tunnel: init a scratch database, run 3 s', async () => {
-  let r = await run('psql', [...pgArgs(), '-d', 'test', '-c', `create database ${scratchDb}`])
+  let r = await runCommand('psql', [...pgArgs(), '-d', 'test', '-c', `create database ${scratchDb}`])
   assert.equal(r.code, 0, r.stderr)
-  r = await run('pgbench', [...pgArgs(), '-i', '-s', '1', '-q', scratchDb])
+  r = await runCommand('pgbench', [...pgArgs(), '-i', '-s', '1', '-q', scratchDb])
   assert.equal(r.code, 0, r.stderr)
-  r = await run('pgbench', [...pgArgs(), '-T', '3', '-c', '4', '-j', '2', scratchDb])
+  r = await runCommand('pgbench', [...pgArgs(), '-T', '3', '-c', '4', '-j', '2', scratchDb])
   assert.equal(r.code, 0, r.stderr)
   const tps = /tps = ([\d.]+)/.exec(r.stdout)
   assert.ok(tps && Number(tps[1]) > 0, r.stdout)
   assert.match(r.stdout, /number of failed transactions: 0/)
-  r = await run('psql', [...pgArgs(), '-d', 'test', '-c', `drop database ${scratchDb}`])
+  r = await runCommand('psql', [...pgArgs(), '-d', 'test', '-c', `drop database ${scratchDb}`])
   assert.equal(r.code, 0, r.stderr)
 })
 
 test('redis-cli PING and redis-benchmark -n 10000 through a local port', async () => {
   const a = hp(client.addresses['proxy:redis']!)
-  const p = await run('redis-cli', ['-h', a.host, '-p', String(a.port), 'PING'])
+  const p = await runCommand('redis-cli', ['-h', a.host, '-p', String(a.port), 'PING'])
   assert.equal(p.stdout.trim(), 'PONG', p.stderr)
-  const b = await run(
+  const b = await runCommand(
     'redis-benchmark',
     ['-h', a.host, '-p', String(a.port), '-n', '10000', '-q', '-t', 'ping,set,get,incr,lpush,lpop'],
     { timeoutMs: 50_000 },
@@ -92,10 +99,10 @@ test('redis-cli PING and redis-benchmark -n 10000 through a local port', async (
 })
 
 test('nullport tunnel proxy SERVICE:LOCALPORT: psql through a proxy-only tunneler', async () => {
-  const p = await spawnTunnel(['proxy', '-i', net.clientId, 'pg:0', '--no-status'])
+  const p = await spawnTunnel(['proxy', '-i', net.clientPath, 'pg:0', '--no-status'])
   try {
     const a = hp(p.addresses['proxy:pg']!)
-    const r = await run('psql', [
+    const r = await runCommand('psql', [
       '-h',
       a.host,
       '-p',

@@ -14,12 +14,12 @@ import { after, before, test } from 'node:test'
 import tls from 'node:tls'
 import { createLeaf, createRootCa } from '@nullport/protocol'
 import { type Context, dialTarget, PendingOverlaySocket, zitify } from '@nullport/sdk'
+import { listeningPorts, startWebNetwork, type WebNetwork, waitForService } from '@nullport/testkit'
 import express from 'express'
 import Fastify from 'fastify'
 import Koa from 'koa'
-import { listeningPorts, type OverlayFixture, startOverlayFixture, waitForService } from './http-fixture.js'
 
-let fx: OverlayFixture
+let fx: WebNetwork
 let client: Context
 let caPem: string
 let cert: { certPem: string; keyPem: string }
@@ -35,7 +35,7 @@ const PORTS = {
 }
 
 before(async () => {
-  fx = await startOverlayFixture([
+  fx = await startWebNetwork([
     {
       name: 'family.tools',
       intercept: { addresses: ['family.tools.ziti'], portRanges: [{ low: 80, high: 80 }] },
@@ -68,7 +68,7 @@ before(async () => {
 })
 
 after(async () => {
-  await fx?.stop()
+  await fx?.close()
 })
 
 /** zitify one binding, run `start` (which calls listen), wait for 'listening', check no TCP port. */

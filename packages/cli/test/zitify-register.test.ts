@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path'
 import { after, before, test } from 'node:test'
 import { createLeaf, createRootCa } from '@nullport/protocol'
 import { type Context, zitify } from '@nullport/sdk'
-import { listeningPorts, type OverlayFixture, startOverlayFixture, waitForService } from './http-fixture.js'
+import { listeningPorts, startWebNetwork, type WebNetwork, waitForService } from '@nullport/testkit'
 
 const REPO = resolve(import.meta.dirname, '../../../..')
 
@@ -76,7 +76,7 @@ try {
 console.log(JSON.stringify(out))
 `
 
-let fx: OverlayFixture
+let fx: WebNetwork
 let client: Context
 let hostApp: string
 let clientApp: string
@@ -126,7 +126,7 @@ function run(
 }
 
 before(async () => {
-  fx = await startOverlayFixture([
+  fx = await startWebNetwork([
     { name: 'reg.svc', intercept: { addresses: ['reg.ziti'], portRanges: [{ low: 80, high: 80 }] } },
     { name: 'dark.svc', intercept: { addresses: ['dark.ziti'], portRanges: [{ low: 80, high: 80 }] } },
     { name: 'no.bind', bind: false },
@@ -182,7 +182,7 @@ after(async () => {
   tlsServer?.closeAllConnections()
   if (tlsServer?.listening) await new Promise<void>((r) => tlsServer.close(() => r()))
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
-  await fx?.stop()
+  await fx?.close()
 })
 
 test('an unmodified host app under the register hook: no port, reachable over the overlay; an unmodified client reaches it', {

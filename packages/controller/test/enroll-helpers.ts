@@ -5,7 +5,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { request } from 'node:https'
 import { createCsr } from '@nullport/protocol'
-import type { ApiResponse, Ctl } from './helpers/spawn.js'
+import { type ApiResponse, httpsJson, type TestController } from '@nullport/testkit'
 
 export interface Creds {
   ca: string
@@ -13,44 +13,18 @@ export interface Creds {
   key?: string
 }
 
+/** A JSON request on a connection of its own, with a client certificate when `cert` is given. */
 export function mtls(
   url: string,
   method: string,
   o: Creds & { body?: unknown; headers?: Record<string, string> },
 ): Promise<ApiResponse> {
-  const body = o.body === undefined ? undefined : JSON.stringify(o.body)
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method,
-        ca: o.ca,
-        ...(o.cert ? { cert: o.cert, key: o.key } : {}),
-        agent: false,
-        headers: {
-          accept: 'application/json',
-          ...(body !== undefined
-            ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
-            : {}),
-          ...o.headers,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          let parsed: unknown = text
-          try {
-            parsed = text ? JSON.parse(text) : null
-          } catch {}
-          resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers, text })
-        })
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(body)
+  return httpsJson(url, method, {
+    ca: o.ca,
+    ...(o.cert ? { cert: o.cert, key: o.key } : {}),
+    ...(o.headers ? { headers: o.headers } : {}),
+    ...(o.body === undefined ? {} : { body: JSON.stringify(o.body) }),
+    agent: false,
   })
 }
 
@@ -204,7 +178,7 @@ export interface Enrolled {
 
 /** POSTs an enrollment with a fresh key and CSR. */
 export async function enrollWith(
-  c: Ctl,
+  c: TestController,
   kind: 'identity' | 'router',
   jwt: string,
   o: { advertise?: string; keyPem?: string; csr?: string } = {},
@@ -222,7 +196,7 @@ export async function enrollWith(
 
 /** Creates an identity through the management API and enrolls it. */
 export async function createAndEnrollIdentity(
-  c: Ctl,
+  c: TestController,
   name: string,
   roleAttributes: string[] = [],
 ): Promise<Enrolled> {
@@ -242,7 +216,7 @@ export async function createAndEnrollIdentity(
 
 /** Creates an edge router through the management API and enrolls it. */
 export async function createAndEnrollRouter(
-  c: Ctl,
+  c: TestController,
   name: string,
   o: { roleAttributes?: string[]; advertise?: string; cost?: number } = {},
 ): Promise<Enrolled> {

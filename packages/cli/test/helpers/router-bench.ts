@@ -6,9 +6,7 @@
 import { once } from 'node:events'
 import tls from 'node:tls'
 import { type Frame, FrameConnection, FrameType, INITIAL_WINDOW } from '@nullport/protocol'
-import { enroll } from '@nullport/sdk'
-import { spawnController } from './controller.js'
-import { RawClient, startTestRouter } from './router.js'
+import { enrollIdentity, RawClient, spawnController, startTestRouter } from '@nullport/testkit'
 
 const MB = Number(process.argv[2] ?? 1024)
 const STREAMS = Number(process.argv[3] ?? 1)
@@ -81,12 +79,8 @@ const router = await startTestRouter(ctl, {
   inProcess: process.env.BENCH_IN_PROCESS === '1',
 })
 cleanup.push(() => router.stop())
-const mk = async (name: string) => {
-  const r = await ctl.api('POST', 'identities', { name, type: 'Device', roleAttributes: ['b'] })
-  return (await enroll({ jwt: r.body.data.enrollment.jwt })).file
-}
-const d = await mk('bd')
-const h = await mk('bh')
+const d = await enrollIdentity(ctl, 'bd', ['b'])
+const h = await enrollIdentity(ctl, 'bh', ['b'])
 await ctl.api('POST', 'services', { name: 'bench', encryptionRequired: false })
 for (const type of ['Dial', 'Bind']) {
   await ctl.api('POST', 'service-policies', {

@@ -1,19 +1,40 @@
 /**
- * Runs the real `nullport` CLI as a child process with its own NULLPORT_HOME, for the
- * `nullport edge` tests (edge*.test.ts, seed*.test.ts).
+ * The real `nullport` CLI as a child process: one command to completion (`runCli`), or a
+ * user's environment with its own NULLPORT_HOME for a sequence of commands (`cliEnv`), and the
+ * check of the CLI's one-line failure format (`failLine`).
  *
- * OWNER: edge CLI.
+ * @example
+ * const cli = cliEnv()
+ * await cli.ok(['edge', 'login', ctl.url, '-u', 'admin', '-p', pw, '--ca', caFile])
+ * failLine(await cli.run(['edge', 'delete', 'identity', 'nobody']), 'ERR_NOT_FOUND')
+ * cli.cleanup()
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CLI_BIN } from './controller.js'
+import { type CommandResult, runCommand } from './command.js'
+import { CLI_BIN } from './paths.js'
 
-export interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
+export type CliResult = CommandResult
+
+export interface RunCliOptions {
+  /** NULLPORT_HOME (and the default working directory). Default: the inherited one. */
+  home?: string
+  cwd?: string
+  /** Added to the environment. */
+  env?: Record<string, string>
+  /** SIGKILL after this many milliseconds (the result then has code null). Default 60 000. */
+  timeoutMs?: number
+}
+
+/** Runs `nullport ARGS...` to completion (NULLPORT_PASSWORD is never inherited). */
+export function runCli(args: string[], o: RunCliOptions = {}): Promise<CliResult> {
+  return runCommand(process.execPath, [CLI_BIN, ...args], {
+    env: { ...(o.home !== undefined ? { NULLPORT_HOME: o.home } : {}), ...o.env },
+    unset: ['NULLPORT_PASSWORD'],
+    ...(o.cwd !== undefined || o.home !== undefined ? { cwd: (o.cwd ?? o.home)! } : {}),
+    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+  })
 }
 
 export interface CliEnv {
@@ -25,42 +46,9 @@ export interface CliEnv {
   cleanup(): void
 }
 
-export function runCli(
-  args: string[],
-  o: { home: string; cwd?: string; env?: Record<string, string> },
-): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const env: Record<string, string> = {
-      ...(process.env as Record<string, string>),
-      NULLPORT_HOME: o.home,
-      ...o.env,
-    }
-    delete env.NULLPORT_PASSWORD
-    const p = spawn(process.execPath, [CLI_BIN, ...args], {
-      cwd: o.cwd ?? o.home,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d
-    })
-    p.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d
-    })
-    const t = setTimeout(() => p.kill('SIGKILL'), 60_000)
-    p.on('error', reject)
-    p.on('close', (code) => {
-      clearTimeout(t)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
-
 export function cliEnv(): CliEnv {
   const home = mkdtempSync(join(tmpdir(), 'nullport-cli-'))
-  const env: CliEnv = {
+  return {
     home,
     run: (args, o = {}) => runCli(args, { home, ...o }),
     async ok(args, o = {}) {
@@ -73,7 +61,6 @@ export function cliEnv(): CliEnv {
     },
     cleanup: () => rmSync(home, { recursive: true, force: true }),
   }
-  return env
 }
 
 /** Asserts a failure: exit code 1 and exactly one stderr line `nullport: CODE: ...` (warnings aside). */

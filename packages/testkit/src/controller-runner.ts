@@ -1,10 +1,12 @@
 /**
- * A controller process for the controller's own tests (the CLI's `controller run` without the
- * CLI package): node dist/test/helpers/run-controller.js --data DIR [--listen H:P] [--config F]
- * [--database URL]; first admin from NULLPORT_ADMIN_USER / NULLPORT_ADMIN_PASSWORD.
+ * Not imported: the process `spawnController({ runner: 'library' })` starts. It runs the
+ * controller package's own startController() without the CLI (the controller's tests must not
+ * need the CLI): node controller-runner.js --data DIR [--listen H:P] [--config F]
+ * [--database URL] [--advertise H:P]; the first admin from NULLPORT_ADMIN_USER /
+ * NULLPORT_ADMIN_PASSWORD.
  */
 import { parseArgs } from 'node:util'
-import { loadConfig, startController } from '../../src/index.js'
+import { loadConfig, startController } from '@nullport/controller'
 
 const { values } = parseArgs({
   options: {

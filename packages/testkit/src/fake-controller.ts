@@ -1,23 +1,28 @@
 /**
  * An in-process stand-in for the controller's fabric API (HTTPS, client certs, SSE stream), with
  * a real PKI (root, intermediate, leaf certificates with SPIFFE ids). Lets the router's tests run
- * without the controller package: they edit the policy data directly and it is pushed as
- * `change` batches exactly as the controller does.
+ * without the controller: they edit the policy data directly and it is pushed as `change`
+ * batches exactly as the controller does.
+ *
+ * @example
+ * const fake = new FakeController()
+ * await fake.init()
+ * await fake.start()
+ * const rc = await fake.issue('router', 'r1', 'r1')
+ * fake.addRouter(rc)
+ * const router = await startRouter({ identity: fake.identityFile(rc), listen: '127.0.0.1:0' })
  */
 import { once } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
-import tls from 'node:tls'
+import type tls from 'node:tls'
 import {
   createIntermediateCa,
   createLeaf,
   createRootCa,
   type DataChange,
   type DataEntity,
-  type Frame,
-  FrameConnection,
-  FrameType,
   fingerprintSha256,
   type IdentityFile,
   type PolicySnapshot,
@@ -403,129 +408,5 @@ export class FakeController {
         updatedAt: NOW,
       },
     })
-  }
-}
-
-/** A raw data-plane client: a TLS socket with a certificate, speaking frames. */
-export class RawClient {
-  readonly conn: FrameConnection
-  readonly socket: tls.TLSSocket
-  readonly frames: Frame[] = []
-  closed = false
-  private waiters: Array<() => void> = []
-  nextId = 1
-
-  constructor(socket: tls.TLSSocket) {
-    this.socket = socket
-    this.conn = new FrameConnection(socket)
-    this.conn.on('frame', (f: Frame) => {
-      this.frames.push(f)
-      this.wake()
-    })
-    this.conn.on('error', () => {})
-    this.conn.on('close', () => {
-      this.closed = true
-      this.wake()
-    })
-  }
-
-  private wake(): void {
-    const w = this.waiters
-    this.waiters = []
-    for (const f of w) f()
-  }
-
-  static async connect(
-    address: string,
-    c: { certPem: string; keyPem: string },
-    ca: string,
-    hello = true,
-  ): Promise<RawClient> {
-    const [host, port] = [
-      address.slice(0, address.lastIndexOf(':')),
-      Number(address.slice(address.lastIndexOf(':') + 1)),
-    ]
-    const socket = tls.connect({
-      host,
-      port,
-      cert: c.certPem,
-      key: c.keyPem,
-      ca,
-      checkServerIdentity: () => undefined,
-    })
-    await once(socket, 'secureConnect')
-    const client = new RawClient(socket)
-    if (hello) {
-      client.conn.send({
-        type: FrameType.HELLO,
-        circuitId: 0,
-        flags: 0,
-        payload: { version: 1, role: 'sdk', agent: 'raw-test' },
-      })
-      await client.next((f) => f.type === FrameType.HELLO_ACK)
-    }
-    return client
-  }
-
-  /** Waits for (and removes) the first frame matching `pred`. */
-  async next(pred: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const i = this.frames.findIndex(pred)
-      if (i >= 0) return this.frames.splice(i, 1)[0]!
-      if (this.closed)
-        throw new Error(
-          `connection closed; frames: ${JSON.stringify(this.frames.map((f) => [f.type, f.circuitId, f.type === FrameType.GOAWAY ? f.payload : '']))}`,
-        )
-      const left = deadline - Date.now()
-      if (left <= 0)
-        throw new Error(
-          `timed out waiting for a frame; have ${JSON.stringify(this.frames.map((f) => [f.type, f.circuitId]))}`,
-        )
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left)
-        this.waiters.push(() => {
-          clearTimeout(t)
-          r()
-        })
-      })
-    }
-  }
-
-  /** Waits until the connection closes; returns the GOAWAY it got, if any. */
-  async closedWith(timeoutMs = 5000): Promise<{ code: string; message: string } | null> {
-    const deadline = Date.now() + timeoutMs
-    while (!this.closed) {
-      if (Date.now() > deadline) throw new Error('connection did not close')
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 50)
-        this.waiters.push(() => {
-          clearTimeout(t)
-          r()
-        })
-      })
-    }
-    const g = this.frames.find((f) => f.type === FrameType.GOAWAY)
-    return g && g.type === FrameType.GOAWAY ? g.payload : null
-  }
-
-  dial(service: string): number {
-    const id = this.nextId
-    this.nextId += 2
-    this.conn.send({ type: FrameType.DIAL, circuitId: id, flags: 0, payload: { service } })
-    return id
-  }
-
-  bind(bindId: number, service: string): void {
-    this.conn.send({
-      type: FrameType.BIND,
-      circuitId: 0,
-      flags: 0,
-      payload: { bindId, service, cost: 0, precedence: 'default', maxConnections: 0 },
-    })
-  }
-
-  close(): void {
-    this.socket.destroy()
   }
 }
