@@ -16,10 +16,9 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
+import { REPO_ROOT } from '@nullport/testkit'
 
-const BIN = fileURLToPath(new URL('../src/bin.js', import.meta.url))
-const REPO = fileURLToPath(new URL('../../../../', import.meta.url))
+const BIN = join(REPO_ROOT, 'packages/cli/dist/src/bin.js')
 const OK_LINE = /^demo: OK — fetched "Tool Pool" through the overlay; the host app opened no port$/m
 
 interface Run {
@@ -41,7 +40,7 @@ function cleanEnv(home: string): NodeJS.ProcessEnv {
 
 function start(args: string[], home: string): Run {
   const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: REPO,
+    cwd: REPO_ROOT,
     env: cleanEnv(home),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -95,7 +94,7 @@ function start(args: string[], home: string): Run {
 function cli(args: string[], home: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [BIN, ...args], {
-      cwd: REPO,
+      cwd: REPO_ROOT,
       env: cleanEnv(home),
       stdio: ['ignore', 'pipe', 'pipe'],
     })

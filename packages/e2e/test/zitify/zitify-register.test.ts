@@ -12,13 +12,17 @@ import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { createLeaf, createRootCa } from '@nullport/protocol'
 import { type Context, zitify } from '@nullport/sdk'
-import { listeningPorts, startWebNetwork, type WebNetwork, waitForService } from '@nullport/testkit'
-
-const REPO = resolve(import.meta.dirname, '../../../..')
+import {
+  listeningPorts,
+  REPO_ROOT,
+  startWebNetwork,
+  type WebNetwork,
+  waitForService,
+} from '@nullport/testkit'
 
 const HOST_APP = `
 import http from 'node:http'
@@ -101,7 +105,7 @@ function run(
     const pre =
       argv.length > 0 || env.NULLPORT_IDENTITY === undefined ? [] : ['--import', '@nullport/sdk/register']
     const child = spawn(process.execPath, [...pre, script, ...argv], {
-      cwd: REPO,
+      cwd: REPO_ROOT,
       env: { ...process.env, NODE_OPTIONS: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -189,7 +193,7 @@ test('an unmodified host app under the register hook: no port, reachable over th
   timeout: 90_000,
 }, async () => {
   const child = spawn(process.execPath, ['--import', '@nullport/sdk/register', hostApp], {
-    cwd: REPO,
+    cwd: REPO_ROOT,
     env: {
       ...process.env,
       NODE_OPTIONS: '',
@@ -317,7 +321,7 @@ async function startChild(
   env: Record<string, string>,
 ): Promise<{ child: ChildProcess; line: string }> {
   const child = spawn(process.execPath, [script], {
-    cwd: REPO,
+    cwd: REPO_ROOT,
     env: { ...process.env, NODE_OPTIONS: '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -345,14 +349,14 @@ async function startChild(
 test('the examples: Tool Pool (Express + SQLite) and Packer Tracker (Fastify) dark, used by the client scripts', {
   timeout: 90_000,
 }, async () => {
-  const family = await startChild(join(REPO, 'examples/family-tools/app.mjs'), {
+  const family = await startChild(join(REPO_ROOT, 'examples/family-tools/app.mjs'), {
     FAMILY_IDENTITY: fx.hostPath,
     FAMILY_DB: join(fx.dir, 'tools.db'),
   })
   assert.match(family.line, /overlay only/)
   assert.deepEqual(await listeningPorts(family.child.pid), [])
   const tools = (...argv: string[]) =>
-    run(join(REPO, 'examples/client/tools.mjs'), { CLIENT_IDENTITY: fx.clientPath }, 30_000, argv)
+    run(join(REPO_ROOT, 'examples/client/tools.mjs'), { CLIENT_IDENTITY: fx.clientPath }, 30_000, argv)
   const added = await tools('add', 'Hedge trimmer')
   assert.equal(added.code, 0, added.stderr)
   assert.deepEqual(JSON.parse(added.stdout), {
@@ -368,7 +372,7 @@ test('the examples: Tool Pool (Express + SQLite) and Packer Tracker (Fastify) da
   assert.equal(JSON.parse(list.stdout)[0].owner, 'web-client')
   // the stranger may not dial the service: refused before anything is sent
   const stranger = await run(
-    join(REPO, 'examples/client/tools.mjs'),
+    join(REPO_ROOT, 'examples/client/tools.mjs'),
     { CLIENT_IDENTITY: fx.strangerPath },
     30_000,
     ['list'],
@@ -377,14 +381,16 @@ test('the examples: Tool Pool (Express + SQLite) and Packer Tracker (Fastify) da
   assert.match(stranger.stderr, /ERR_NOT_INTERCEPTED/)
   family.child.kill('SIGTERM')
 
-  const packer = await startChild(join(REPO, 'examples/fastify-api/app.mjs'), {
+  const packer = await startChild(join(REPO_ROOT, 'examples/fastify-api/app.mjs'), {
     PACKER_IDENTITY: fx.hostPath,
   })
   assert.deepEqual(await listeningPorts(packer.child.pid), [])
-  const p = await run(join(REPO, 'examples/client/packer.mjs'), { CLIENT_IDENTITY: fx.clientPath }, 30_000, [
-    'lake',
-    'tent',
-  ])
+  const p = await run(
+    join(REPO_ROOT, 'examples/client/packer.mjs'),
+    { CLIENT_IDENTITY: fx.clientPath },
+    30_000,
+    ['lake', 'tent'],
+  )
   assert.equal(p.code, 0, p.stderr)
   assert.deepEqual(JSON.parse(p.stdout), [{ item: 'tent', by: 'web-client' }])
   packer.child.kill('SIGTERM')

@@ -9,9 +9,8 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { loadIdentityFile, verifyChain } from '@nullport/protocol'
 import {
   CLI_BIN,
@@ -19,6 +18,7 @@ import {
   type CliResult,
   cliEnv,
   failLine,
+  REPO_ROOT,
   spawnController,
   type TestController,
 } from '@nullport/testkit'
@@ -42,9 +42,8 @@ const CORRECTED = {
 }
 
 function seedFile(): string | null {
-  const here = dirname(fileURLToPath(import.meta.url))
-  // packages/cli/dist/test -> repository root -> ../shared/seeds
-  for (const dir of [join(here, '../../../../../shared/seeds'), '/work/shared/seeds']) {
+  // the seeds are kept beside the repository, outside it; without them the check is skipped
+  for (const dir of [join(REPO_ROOT, '../shared/seeds'), '/work/shared/seeds']) {
     if (!existsSync(dir)) continue
     const f = readdirSync(dir).find((n) => n.startsWith('000_'))
     if (f) return readFileSync(join(dir, f), 'utf8')

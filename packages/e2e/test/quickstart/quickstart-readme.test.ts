@@ -16,13 +16,11 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
-
-const REPO = fileURLToPath(new URL('../../../../', import.meta.url))
+import { REPO_ROOT } from '@nullport/testkit'
 
 /** The walkthrough's shell lines, in order. */
 function walkthroughLines(): string[] {
-  const readme = readFileSync(join(REPO, 'README.md'), 'utf8')
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
   const start = readme.indexOf('<!-- walkthrough -->')
   const end = readme.indexOf('<!-- /walkthrough -->')
   assert.ok(start >= 0 && end > start, 'README.md has the walkthrough markers')
@@ -86,7 +84,7 @@ describe('README walkthrough', () => {
     assert.match(qsLine, /^npx nullport quickstart /)
     let qsOut = ''
     quickstart = spawn('/bin/sh', ['-c', `exec ${qsLine} --controller-port 0 --router-port 0`], {
-      cwd: REPO,
+      cwd: REPO_ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
       // its own process group, like a terminal's foreground job: Ctrl-C signals the whole group
@@ -147,7 +145,7 @@ describe('README walkthrough', () => {
     // its own process group: the background jobs are in it too, and all of them are stopped together
     const r = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
       const p = spawn('/bin/sh', ['-c', script.join('\n')], {
-        cwd: REPO,
+        cwd: REPO_ROOT,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,

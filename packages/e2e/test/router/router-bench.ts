@@ -1,7 +1,7 @@
 /**
  * Not a test: forwarding throughput of a router PROCESS (real controller), raw frame clients in
  * this process, compared with the same clients talking TLS directly. Run after a build:
- * node packages/cli/dist/test/helpers/router-bench.js [MiB] [streams]
+ * node packages/e2e/dist/test/router/router-bench.js [MiB] [streams]
  */
 import { once } from 'node:events'
 import tls from 'node:tls'

@@ -9,11 +9,11 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, test } from 'node:test'
+import { REPO_ROOT } from '@nullport/testkit'
 
-const REPO = resolve(import.meta.dirname, '../../../..')
-const RUN = join(REPO, 'bench/run.mjs')
+const RUN = join(REPO_ROOT, 'bench/run.mjs')
 
 let out: string
 let run: { code: number; stdout: string; stderr: string }
