@@ -81,8 +81,8 @@ export class ReadModels {
 
   /** Whether an identity may dial/bind a service, through which routers, and what is missing. */
   async policyAdvisor(identityRef: string, serviceRef: string): Promise<AdvisorReport> {
-    const i = await mustFind<IdentityRow>(anyDb(this.db), 'identities', identityRef, 'identity')
-    const s = await mustFind<ServiceRow>(anyDb(this.db), 'services', serviceRef, 'service')
+    const i = await mustFind<IdentityRow>(this.db, 'identities', identityRef, 'identity')
+    const s = await mustFind<ServiceRow>(this.db, 'services', serviceRef, 'service')
     return this.policy.explain(i.id, s.id)
   }
 

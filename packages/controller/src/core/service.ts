@@ -31,7 +31,7 @@ import { type Precedence, type TerminatorInput, Terminators } from './entities/t
 import type { ListQuery } from './query.js'
 import { ReadModels } from './read-models.js'
 import { ChangeLog } from './replication.js'
-import { anyDb, type ListResult } from './repo.js'
+import type { ListResult } from './repo.js'
 import { type SessionKind, Sessions } from './sessions.js'
 import { readSnapshot } from './snapshot.js'
 import { type Actor, type WriteCtx, WritePipeline, type WriteResult } from './write.js'
@@ -66,7 +66,7 @@ export class CoreService {
     this.store = deps.store
     this.policy = deps.policy
     this.feed = deps.feed
-    const db = anyDb(deps.store.db)
+    const db = deps.store.db
     this.changeLog =
       deps.store.dialect === 'postgres' ? new ChangeLog(deps.store, deps.feed, deps.log) : undefined
     this.writes = new WritePipeline(deps.store, deps.feed, this.changeLog)

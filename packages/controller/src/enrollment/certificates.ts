@@ -6,9 +6,10 @@
 import type { EntityKind } from '../core/change-feed.js'
 import { boolOf } from '../core/checks.js'
 import { newId } from '../core/crypto.js'
-import { type AnyDb, anyDb, mustFind } from '../core/repo.js'
+import { type AnyDb, mustFind } from '../core/repo.js'
 import { identityChange, routerChange } from '../core/snapshot.js'
 import { type Pending, record, type WriteCtx, type WritePipeline } from '../core/write.js'
+import type { Db } from '../store/db.js'
 import type { EnrolledKind } from './tokens.js'
 
 export interface IssuedCertificate {
@@ -78,7 +79,7 @@ export async function insertCertificate(
 
 export class Certificates {
   constructor(
-    private readonly db: AnyDb,
+    private readonly db: Db,
     private readonly writes: WritePipeline,
   ) {}
 
@@ -99,17 +100,16 @@ export class Certificates {
   ): Promise<void> {
     const k = ENROLLED[o.kind]
     await this.writes.write({ id: o.entityId, name: o.entityId }, async (w) => {
-      const trx = anyDb(w.trx)
-      const owner = await mustFind<{ id: string; name: string }>(trx, k.table, o.entityId, o.kind)
+      const owner = await mustFind<{ id: string; name: string }>(w.trx, k.table, o.entityId, o.kind)
       w.actor = { id: owner.id, name: owner.name }
       if (o.replaces)
-        await trx
+        await w.trx
           .deleteFrom('authenticators')
           .where(k.column, '=', owner.id)
           .where('fingerprint', '=', o.replaces)
           .execute()
       if (o.renewedWith) {
-        const certs = await trx
+        const certs = await w.trx
           .selectFrom('authenticators')
           .select(['id', 'fingerprint', 'expires_at', 'created_at'])
           .where(k.column, '=', owner.id)
@@ -120,7 +120,7 @@ export class Certificates {
         const live = others.filter((c) => c.expires_at === null || c.expires_at > w.now)
         const keep = new Set(live.slice(0, 1).map((c) => c.id))
         const drop = others.filter((c) => !keep.has(c.id)).map((c) => c.id)
-        if (drop.length > 0) await trx.deleteFrom('authenticators').where('id', 'in', drop).execute()
+        if (drop.length > 0) await w.trx.deleteFrom('authenticators').where('id', 'in', drop).execute()
       }
       await insertCertificate(w, o.kind, owner.id, o)
       await record(w, {
@@ -129,7 +129,7 @@ export class Certificates {
         id: owner.id,
         name: owner.name,
         details: { fingerprint: o.fingerprint, replaces: o.replaces ?? null },
-        change: await k.change(trx, owner.id),
+        change: await k.change(w.trx, owner.id),
       })
     })
   }

@@ -6,10 +6,11 @@
  */
 import type { ControllerConfig } from '../config.js'
 import { newId } from '../core/crypto.js'
-import { type AnyDb, anyDb, mustFind } from '../core/repo.js'
+import { mustFind } from '../core/repo.js'
 import { revokeSessions } from '../core/sessions.js'
 import { type Actor, record, type WriteCtx, type WritePipeline } from '../core/write.js'
 import { ControllerError } from '../errors.js'
+import type { Db } from '../store/db.js'
 import { ENROLLED, insertCertificate } from './certificates.js'
 import type { EnrolledKind } from './tokens.js'
 
@@ -35,7 +36,7 @@ export interface EnrollmentRecord {
 
 export class EnrollmentRecords {
   constructor(
-    private readonly db: AnyDb,
+    private readonly db: Db,
     private readonly writes: WritePipeline,
     private readonly config: ControllerConfig,
     private readonly signer: EnrollmentSigning | undefined,
@@ -73,15 +74,14 @@ export class EnrollmentRecords {
   ): Promise<{ id: string; enrollment: EnrollmentInfo }> {
     const k = ENROLLED[kind]
     return this.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
       const row = await mustFind<{ id: string; name: string }>(
-        trx,
+        w.trx,
         k.table,
         ref,
         kind === 'identity' ? 'identity' : 'edge router',
       )
-      await trx.deleteFrom('enrollments').where(k.column, '=', row.id).execute()
-      const revoked = await trx
+      await w.trx.deleteFrom('enrollments').where(k.column, '=', row.id).execute()
+      const revoked = await w.trx
         .deleteFrom('authenticators')
         .where(k.column, '=', row.id)
         .where('method', '=', 'cert')
@@ -94,7 +94,7 @@ export class EnrollmentRecords {
         id: row.id,
         name: row.name,
         details: { revokedCertificates: Number(revoked.numDeletedRows ?? 0) },
-        change: await k.change(trx, row.id),
+        change: await k.change(w.trx, row.id),
         touch: k.touch,
       })
       return { id: row.id, enrollment }
@@ -140,7 +140,6 @@ export class EnrollmentRecords {
   }): Promise<{ id: string; name: string }> {
     const k = ENROLLED[o.kind]
     return this.writes.write({ id: o.entityId, name: o.entityId }, async (w) => {
-      const trx = anyDb(w.trx)
       const e = await w.trx.selectFrom('enrollments').selectAll().where('id', '=', o.jti).executeTakeFirst()
       if (!e) throw new ControllerError('ERR_ENROLLMENT_NOT_FOUND')
       const entityId = o.kind === 'identity' ? e.identity_id : e.router_id
@@ -149,7 +148,7 @@ export class EnrollmentRecords {
           'ERR_ENROLLMENT_INVALID',
           'the enrollment token does not belong to this entity',
         )
-      const owner = (await trx
+      const owner = (await w.trx
         .selectFrom(k.table)
         .select('name')
         .where('id', '=', entityId)
@@ -180,7 +179,7 @@ export class EnrollmentRecords {
         id: entityId,
         name: owner.name,
         details: { fingerprint: o.fingerprint, certExpiresAt: o.certExpiresAt },
-        change: await k.change(trx, entityId),
+        change: await k.change(w.trx, entityId),
         touch: k.touch,
       })
       return { id: entityId, name: owner.name }

@@ -9,7 +9,7 @@ import { boolOf, checkNameValue, isUniqueViolation, nameInUse } from '../checks.
 import { newId } from '../crypto.js'
 import { checkSchema, validateJson } from '../json-schema.js'
 import type { ListQuery } from '../query.js'
-import { anyDb, checkName, listRows, mustFind } from '../repo.js'
+import { checkName, listRows, mustFind } from '../repo.js'
 import { type Actor, record, SYSTEM_ACTOR, type WriteResult } from '../write.js'
 import type { EntityDeps, EntityKind, EntityView } from './kind.js'
 
@@ -116,7 +116,7 @@ export class ConfigTypes implements EntityKind {
     const name = checkNameValue(body.name)
     const schema = parseSchema(body.schema ?? { type: 'object' })
     const id = await this.d.writes.write(actor, async (w) => {
-      await checkName(anyDb(w.trx), 'config_types', name, 'config type')
+      await checkName(w.trx, 'config_types', name, 'config type')
       const id = newId()
       await w.trx
         .insertInto('config_types')
@@ -148,14 +148,13 @@ export class ConfigTypes implements EntityKind {
   async update(ref: string, body: Partial<ConfigTypeInput>, actor: Actor): Promise<WriteResult> {
     const schema = body.schema === undefined ? undefined : parseSchema(body.schema)
     const id = await this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      const row = await mustFind<ConfigTypeRow>(trx, 'config_types', ref, 'config type')
+      const row = await mustFind<ConfigTypeRow>(w.trx, 'config_types', ref, 'config type')
       if (boolOf(row.builtin)) throw builtinReadonly(row, 'changed')
       const name = body.name === undefined ? row.name : checkNameValue(body.name)
-      if (name !== row.name) await checkName(trx, 'config_types', name, 'config type', row.id)
+      if (name !== row.name) await checkName(w.trx, 'config_types', name, 'config type', row.id)
       if (schema !== undefined) {
         // every existing config of this type must still be valid
-        const configs = (await trx
+        const configs = (await w.trx
           .selectFrom('configs')
           .selectAll()
           .where('config_type_id', '=', row.id)
@@ -190,8 +189,7 @@ export class ConfigTypes implements EntityKind {
 
   async remove(ref: string, actor: Actor): Promise<{ id: string; name: string }> {
     return this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      const row = await mustFind<ConfigTypeRow>(trx, 'config_types', ref, 'config type')
+      const row = await mustFind<ConfigTypeRow>(w.trx, 'config_types', ref, 'config type')
       if (boolOf(row.builtin)) throw builtinReadonly(row, 'deleted')
       const used = await w.trx
         .selectFrom('configs')

@@ -10,7 +10,7 @@ import { boolOf, checkNameValue, isUniqueViolation, nameInUse, validation } from
 import { newId } from '../crypto.js'
 import { validateJson } from '../json-schema.js'
 import type { ListQuery } from '../query.js'
-import { anyDb, checkName, chunk, findRow, listRows, mustFind } from '../repo.js'
+import { checkName, chunk, findRow, listRows, mustFind } from '../repo.js'
 import { type Actor, record, touch, type WriteResult } from '../write.js'
 import type { EntityDeps, EntityKind, EntityView } from './kind.js'
 
@@ -66,9 +66,8 @@ export class Configs implements EntityKind {
   async create(body: ConfigInput, actor: Actor): Promise<WriteResult> {
     const name = checkNameValue(body.name)
     const id = await this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
       if (typeof body.configTypeId !== 'string') throw validation('$.configTypeId', 'is required')
-      const type = await findRow<ConfigTypeRow>(trx, 'config_types', body.configTypeId)
+      const type = await findRow<ConfigTypeRow>(w.trx, 'config_types', body.configTypeId)
       if (!type)
         throw new ControllerError(
           'ERR_CONFIG_TYPE_NOT_FOUND',
@@ -76,7 +75,7 @@ export class Configs implements EntityKind {
           { path: '$.configTypeId', ref: body.configTypeId },
         )
       const data = checkConfigData(type, body.data)
-      await checkName(trx, 'configs', name, 'config')
+      await checkName(w.trx, 'configs', name, 'config')
       const id = newId()
       await w.trx
         .insertInto('configs')
@@ -107,10 +106,9 @@ export class Configs implements EntityKind {
 
   async update(ref: string, body: Partial<ConfigInput>, actor: Actor): Promise<WriteResult> {
     const id = await this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      const row = await mustFind<ConfigRow>(trx, 'configs', ref, 'config')
+      const row = await mustFind<ConfigRow>(w.trx, 'configs', ref, 'config')
       if (body.configTypeId !== undefined) {
-        const t = await findRow<ConfigTypeRow>(trx, 'config_types', body.configTypeId)
+        const t = await findRow<ConfigTypeRow>(w.trx, 'config_types', body.configTypeId)
         if (!t || t.id !== row.config_type_id)
           throw validation(
             '$.configTypeId',
@@ -118,8 +116,8 @@ export class Configs implements EntityKind {
           )
       }
       const name = body.name === undefined ? row.name : checkNameValue(body.name)
-      if (name !== row.name) await checkName(trx, 'configs', name, 'config', row.id)
-      const type = (await trx
+      if (name !== row.name) await checkName(w.trx, 'configs', name, 'config', row.id)
+      const type = (await w.trx
         .selectFrom('config_types')
         .selectAll()
         .where('id', '=', row.config_type_id)
@@ -152,7 +150,7 @@ export class Configs implements EntityKind {
 
   async remove(ref: string, actor: Actor): Promise<{ id: string; name: string }> {
     return this.d.writes.write(actor, async (w) => {
-      const row = await mustFind<ConfigRow>(anyDb(w.trx), 'configs', ref, 'config')
+      const row = await mustFind<ConfigRow>(w.trx, 'configs', ref, 'config')
       const used = await w.trx
         .selectFrom('service_configs as sc')
         .innerJoin('services as s', 's.id', 'sc.service_id')

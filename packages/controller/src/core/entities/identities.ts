@@ -9,7 +9,7 @@ import { boolOf, checkNameValue, isUniqueViolation, nameInUse, validation } from
 import { hashPassword, newId } from '../crypto.js'
 import { checkPassword, renamePasswordUser, setPassword } from '../passwords.js'
 import type { ListQuery } from '../query.js'
-import { type AnyDb, anyDb, attrsFor, checkName, chunk, listRows, mustFind, setAttrs } from '../repo.js'
+import { type AnyDb, attrsFor, checkName, chunk, listRows, mustFind, setAttrs } from '../repo.js'
 import { normAttrs } from '../roles.js'
 import { revokeSessions } from '../sessions.js'
 import { identityChange } from '../snapshot.js'
@@ -94,8 +94,7 @@ export class Identities implements EntityKind {
     const passwordHash = password === undefined ? undefined : await hashPassword(password)
     const isAdmin = body.isAdmin === true
     const r = await this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      await checkName(trx, 'identities', name, 'identity')
+      await checkName(w.trx, 'identities', name, 'identity')
       const id = newId()
       await w.trx
         .insertInto('identities')
@@ -114,7 +113,7 @@ export class Identities implements EntityKind {
         .catch((err) => {
           throw isUniqueViolation(err) ? nameInUse('identity', name) : err
         })
-      await setAttrs(trx, 'identity_role_attributes', id, attrs)
+      await setAttrs(w.trx, 'identity_role_attributes', id, attrs)
       if (passwordHash !== undefined) await setPassword(w, id, name, passwordHash)
       const enrollment = isAdmin ? null : await this.d.enrollments.issue(w, 'identity', id, name)
       await record(w, {
@@ -126,7 +125,7 @@ export class Identities implements EntityKind {
           fields: Object.keys(body).filter((k) => k !== 'password'),
           ...(password !== undefined ? { password: 'set' } : {}),
         },
-        change: await identityChange(trx, id),
+        change: await identityChange(w.trx, id),
         touch: 'identity',
       })
       return { id, enrollment, warnings: w.warnings }
@@ -146,17 +145,16 @@ export class Identities implements EntityKind {
     const attrs =
       body.roleAttributes === undefined ? undefined : normAttrs(body.roleAttributes, '$.roleAttributes')
     const r = await this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      const row = await mustFind<IdentityRow>(trx, 'identities', ref, 'identity')
+      const row = await mustFind<IdentityRow>(w.trx, 'identities', ref, 'identity')
       const name = body.name === undefined ? row.name : checkNameValue(body.name)
-      if (name !== row.name) await checkName(trx, 'identities', name, 'identity', row.id)
+      if (name !== row.name) await checkName(w.trx, 'identities', name, 'identity', row.id)
       const isAdmin = body.isAdmin === undefined ? boolOf(row.is_admin) : body.isAdmin
       const disabled = body.disabled === undefined ? boolOf(row.disabled) : body.disabled
       if (
         boolOf(row.is_admin) &&
         !boolOf(row.disabled) &&
         (!isAdmin || disabled) &&
-        (await adminCount(trx, row.id)) === 0
+        (await adminCount(w.trx, row.id)) === 0
       ) {
         throw lastAdmin(row)
       }
@@ -176,7 +174,7 @@ export class Identities implements EntityKind {
         .catch((err) => {
           throw isUniqueViolation(err) ? nameInUse('identity', name) : err
         })
-      if (attrs !== undefined) await setAttrs(trx, 'identity_role_attributes', row.id, attrs)
+      if (attrs !== undefined) await setAttrs(w.trx, 'identity_role_attributes', row.id, attrs)
       if (passwordHash !== undefined) await setPassword(w, row.id, name, passwordHash)
       else if (name !== row.name) await renamePasswordUser(w, row.id, name)
       if (disabled && !boolOf(row.disabled)) await revokeSessions(w.trx, row.id)
@@ -189,7 +187,7 @@ export class Identities implements EntityKind {
           fields: Object.keys(body).filter((k) => k !== 'password'),
           ...(body.password !== undefined ? { password: body.password === null ? 'removed' : 'set' } : {}),
         },
-        change: await identityChange(trx, row.id),
+        change: await identityChange(w.trx, row.id),
         touch: 'identity',
       })
       return { id: row.id, warnings: w.warnings }
@@ -199,9 +197,8 @@ export class Identities implements EntityKind {
 
   async remove(ref: string, actor: Actor): Promise<{ id: string; name: string }> {
     return this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      const row = await mustFind<IdentityRow>(trx, 'identities', ref, 'identity')
-      if (boolOf(row.is_admin) && !boolOf(row.disabled) && (await adminCount(trx, row.id)) === 0)
+      const row = await mustFind<IdentityRow>(w.trx, 'identities', ref, 'identity')
+      if (boolOf(row.is_admin) && !boolOf(row.disabled) && (await adminCount(w.trx, row.id)) === 0)
         throw lastAdmin(row)
       const terms = await w.trx
         .selectFrom('terminators')
@@ -242,8 +239,7 @@ export class Identities implements EntityKind {
     const username = checkNameValue(creds.username, '$.adminUser')
     const hash = await hashPassword(checkPassword(creds.password, '$.adminPassword'))
     await this.d.writes.write(SYSTEM_ACTOR, async (w) => {
-      const trx = anyDb(w.trx)
-      await checkName(trx, 'identities', username, 'identity')
+      await checkName(w.trx, 'identities', username, 'identity')
       const id = newId()
       await w.trx
         .insertInto('identities')
@@ -266,7 +262,7 @@ export class Identities implements EntityKind {
         id,
         name: username,
         details: { isAdmin: true, bootstrap: true },
-        change: await identityChange(trx, id),
+        change: await identityChange(w.trx, id),
         touch: 'identity',
       })
     })

@@ -4,7 +4,8 @@
  */
 import type { EnrollmentRecords } from '../../enrollment/records.js'
 import type { ListQuery } from '../query.js'
-import type { AnyDb, ListResult } from '../repo.js'
+import type { Db } from '../../store/db.js'
+import type { ListResult } from '../repo.js'
 import type { Actor, WritePipeline, WriteResult } from '../write.js'
 
 export type EntityType =
@@ -47,7 +48,7 @@ export interface EntityKind {
 /** What entity modules are built from. */
 export interface EntityDeps {
   /** Reads outside a write (`store.db`). */
-  db: AnyDb
+  db: Db
   writes: WritePipeline
   /** Identities and edge routers issue enrollment tokens when created. */
   enrollments: EnrollmentRecords

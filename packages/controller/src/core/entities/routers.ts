@@ -7,7 +7,7 @@ import type { EdgeRouterRow } from '../../store/schema.js'
 import { boolOf, checkNameValue, isUniqueViolation, nameInUse } from '../checks.js'
 import { newId } from '../crypto.js'
 import type { ListQuery } from '../query.js'
-import { anyDb, attrsFor, checkName, listRows, mustFind, setAttrs } from '../repo.js'
+import { attrsFor, checkName, listRows, mustFind, setAttrs } from '../repo.js'
 import { normAttrs } from '../roles.js'
 import { routerChange } from '../snapshot.js'
 import { type Actor, record, touch, type WriteResult } from '../write.js'
@@ -51,8 +51,7 @@ export class Routers implements EntityKind {
     const name = checkNameValue(body.name)
     const attrs = normAttrs(body.roleAttributes, '$.roleAttributes')
     const r = await this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      await checkName(trx, 'edge_routers', name, 'edge router')
+      await checkName(w.trx, 'edge_routers', name, 'edge router')
       const id = newId()
       await w.trx
         .insertInto('edge_routers')
@@ -71,7 +70,7 @@ export class Routers implements EntityKind {
         .catch((err) => {
           throw isUniqueViolation(err) ? nameInUse('edge router', name) : err
         })
-      await setAttrs(trx, 'edge_router_role_attributes', id, attrs)
+      await setAttrs(w.trx, 'edge_router_role_attributes', id, attrs)
       const enrollment = await this.d.enrollments.issue(w, 'router', id, name)
       await record(w, {
         action: 'create',
@@ -79,7 +78,7 @@ export class Routers implements EntityKind {
         id,
         name,
         details: { fields: Object.keys(body) },
-        change: await routerChange(trx, id),
+        change: await routerChange(w.trx, id),
         touch: 'edgeRouter',
       })
       return { id, enrollment }
@@ -92,10 +91,9 @@ export class Routers implements EntityKind {
     const attrs =
       body.roleAttributes === undefined ? undefined : normAttrs(body.roleAttributes, '$.roleAttributes')
     const id = await this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      const row = await mustFind<EdgeRouterRow>(trx, 'edge_routers', ref, 'edge router')
+      const row = await mustFind<EdgeRouterRow>(w.trx, 'edge_routers', ref, 'edge router')
       const name = body.name === undefined ? row.name : checkNameValue(body.name)
-      if (name !== row.name) await checkName(trx, 'edge_routers', name, 'edge router', row.id)
+      if (name !== row.name) await checkName(w.trx, 'edge_routers', name, 'edge router', row.id)
       await w.trx
         .updateTable('edge_routers')
         .set({
@@ -106,14 +104,14 @@ export class Routers implements EntityKind {
         })
         .where('id', '=', row.id)
         .execute()
-      if (attrs !== undefined) await setAttrs(trx, 'edge_router_role_attributes', row.id, attrs)
+      if (attrs !== undefined) await setAttrs(w.trx, 'edge_router_role_attributes', row.id, attrs)
       await record(w, {
         action: 'update',
         type: 'edge-router',
         id: row.id,
         name,
         details: { fields: Object.keys(body) },
-        change: await routerChange(trx, row.id),
+        change: await routerChange(w.trx, row.id),
         touch: 'edgeRouter',
       })
       return row.id
@@ -123,7 +121,7 @@ export class Routers implements EntityKind {
 
   async remove(ref: string, actor: Actor): Promise<{ id: string; name: string }> {
     return this.d.writes.write(actor, async (w) => {
-      const row = await mustFind<EdgeRouterRow>(anyDb(w.trx), 'edge_routers', ref, 'edge router')
+      const row = await mustFind<EdgeRouterRow>(w.trx, 'edge_routers', ref, 'edge router')
       const terms = await w.trx
         .selectFrom('terminators')
         .select('id')
@@ -150,8 +148,7 @@ export class Routers implements EntityKind {
    */
   async setStatus(routerId: string, s: RouterStatus): Promise<void> {
     await this.d.writes.write({ id: routerId, name: `router:${routerId}` }, async (w) => {
-      const trx = anyDb(w.trx)
-      const row = await mustFind<EdgeRouterRow>(trx, 'edge_routers', routerId, 'edge router')
+      const row = await mustFind<EdgeRouterRow>(w.trx, 'edge_routers', routerId, 'edge router')
       const advertise = s.advertise ?? row.advertise
       await w.trx
         .updateTable('edge_routers')
@@ -165,7 +162,7 @@ export class Routers implements EntityKind {
           id: row.id,
           name: row.name,
           details: { fields: ['advertise'], advertise },
-          change: await routerChange(trx, row.id),
+          change: await routerChange(w.trx, row.id),
         })
       }
       if (boolOf(row.is_online) !== s.isOnline || advertise !== row.advertise)

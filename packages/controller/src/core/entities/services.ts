@@ -7,7 +7,7 @@ import type { ConfigRow, ServiceRow } from '../../store/schema.js'
 import { boolOf, checkNameValue, isUniqueViolation, nameInUse } from '../checks.js'
 import { newId } from '../crypto.js'
 import type { ListQuery } from '../query.js'
-import { anyDb, attrsFor, checkName, chunk, findRow, listRows, mustFind, setAttrs } from '../repo.js'
+import { attrsFor, checkName, chunk, findRow, listRows, mustFind, setAttrs } from '../repo.js'
 import { normAttrs } from '../roles.js'
 import { serviceChange } from '../snapshot.js'
 import { type Actor, record, type WriteCtx, type WriteResult } from '../write.js'
@@ -27,10 +27,9 @@ export type ServiceInput = {
 
 /** Replaces a service's configs (by id or name; one per config type). */
 async function setServiceConfigs(w: WriteCtx, serviceId: string, refs: string[]): Promise<void> {
-  const trx = anyDb(w.trx)
   const rows: ConfigRow[] = []
   for (const [i, ref] of refs.entries()) {
-    const c = await findRow<ConfigRow>(trx, 'configs', ref)
+    const c = await findRow<ConfigRow>(w.trx, 'configs', ref)
     if (!c)
       throw new ControllerError('ERR_CONFIG_NOT_FOUND', `configs[${i}]: no config with id or name "${ref}"`, {
         path: `$.configs[${i}]`,
@@ -76,8 +75,7 @@ export class Services implements EntityKind {
     const name = checkNameValue(body.name)
     const attrs = normAttrs(body.roleAttributes, '$.roleAttributes')
     const r = await this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      await checkName(trx, 'services', name, 'service')
+      await checkName(w.trx, 'services', name, 'service')
       const id = newId()
       await w.trx
         .insertInto('services')
@@ -94,7 +92,7 @@ export class Services implements EntityKind {
         .catch((err) => {
           throw isUniqueViolation(err) ? nameInUse('service', name) : err
         })
-      await setAttrs(trx, 'service_role_attributes', id, attrs)
+      await setAttrs(w.trx, 'service_role_attributes', id, attrs)
       await setServiceConfigs(w, id, body.configs ?? [])
       await record(w, {
         action: 'create',
@@ -102,7 +100,7 @@ export class Services implements EntityKind {
         id,
         name,
         details: { fields: Object.keys(body) },
-        change: await serviceChange(trx, id),
+        change: await serviceChange(w.trx, id),
         touch: 'service',
       })
       return { id, warnings: w.warnings }
@@ -114,10 +112,9 @@ export class Services implements EntityKind {
     const attrs =
       body.roleAttributes === undefined ? undefined : normAttrs(body.roleAttributes, '$.roleAttributes')
     const r = await this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      const row = await mustFind<ServiceRow>(trx, 'services', ref, 'service')
+      const row = await mustFind<ServiceRow>(w.trx, 'services', ref, 'service')
       const name = body.name === undefined ? row.name : checkNameValue(body.name)
-      if (name !== row.name) await checkName(trx, 'services', name, 'service', row.id)
+      if (name !== row.name) await checkName(w.trx, 'services', name, 'service', row.id)
       await w.trx
         .updateTable('services')
         .set({
@@ -133,7 +130,7 @@ export class Services implements EntityKind {
         .catch((err) => {
           throw isUniqueViolation(err) ? nameInUse('service', name) : err
         })
-      if (attrs !== undefined) await setAttrs(trx, 'service_role_attributes', row.id, attrs)
+      if (attrs !== undefined) await setAttrs(w.trx, 'service_role_attributes', row.id, attrs)
       if (body.configs !== undefined) await setServiceConfigs(w, row.id, body.configs)
       await record(w, {
         action: 'update',
@@ -141,7 +138,7 @@ export class Services implements EntityKind {
         id: row.id,
         name,
         details: { fields: Object.keys(body) },
-        change: await serviceChange(trx, row.id),
+        change: await serviceChange(w.trx, row.id),
         touch: 'service',
       })
       return { id: row.id, warnings: w.warnings }
@@ -151,8 +148,7 @@ export class Services implements EntityKind {
 
   async remove(ref: string, actor: Actor): Promise<{ id: string; name: string }> {
     return this.d.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      const row = await mustFind<ServiceRow>(trx, 'services', ref, 'service')
+      const row = await mustFind<ServiceRow>(w.trx, 'services', ref, 'service')
       const terms = await w.trx
         .selectFrom('terminators')
         .select('id')

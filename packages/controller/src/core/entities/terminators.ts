@@ -141,10 +141,9 @@ export class Terminators {
   /** Creates a terminator (a bind at a router). Idempotent per (service, router, identity): the existing one is updated. */
   async create(t: TerminatorInput, actor: Actor): Promise<Terminator> {
     return this.writes.write(actor, async (w) => {
-      const trx = anyDb(w.trx)
-      const svc = await mustFind<ServiceRow>(trx, 'services', t.serviceId, 'service')
-      const identity = await mustFind<IdentityRow>(trx, 'identities', t.identityId, 'identity')
-      const router = await mustFind<EdgeRouterRow>(trx, 'edge_routers', t.routerId, 'edge router')
+      const svc = await mustFind<ServiceRow>(w.trx, 'services', t.serviceId, 'service')
+      const identity = await mustFind<IdentityRow>(w.trx, 'identities', t.identityId, 'identity')
+      const router = await mustFind<EdgeRouterRow>(w.trx, 'edge_routers', t.routerId, 'edge router')
       const cost = t.cost ?? identity.default_hosting_cost
       const precedence = t.precedence ?? (identity.default_hosting_precedence as Precedence)
       const existing = await w.trx
