@@ -15,6 +15,7 @@ import type {
   PolicyIndex,
   PolicySnapshot,
   Terminator,
+  TerminatorPrecedence,
 } from '@nullport/protocol'
 import type { Logger } from 'pino'
 import type { ControllerConfig } from '../config.js'
@@ -27,7 +28,7 @@ import type { IdentityInput } from './entities/identities.js'
 import type { EntityType, EntityView } from './entities/kind.js'
 import { createEntityTable, type EntityTable } from './entities/registry.js'
 import type { RouterStatus } from './entities/routers.js'
-import { type Precedence, type TerminatorInput, Terminators } from './entities/terminators.js'
+import { type TerminatorInput, Terminators } from './entities/terminators.js'
 import type { ListQuery } from './query.js'
 import { ReadModels } from './read-models.js'
 import { ChangeLog } from './replication.js'
@@ -185,7 +186,7 @@ export class CoreService {
 
   bindTerminator(
     routerId: string,
-    body: { serviceId: string; identityId: string; cost?: number; precedence?: Precedence },
+    body: { serviceId: string; identityId: string; cost?: number; precedence?: TerminatorPrecedence },
     actor: Actor,
   ): Promise<Terminator> {
     return this.terminators.bind(routerId, body, actor)

@@ -3,8 +3,7 @@
  * certificate's SPIFFE id). `/enroll` is the only route without a certificate.
  */
 
-import { isIP } from 'node:net'
-import type { PolicySnapshot, RouterEvent } from '@nullport/protocol'
+import type { PolicySnapshot, RouterEvent, TerminatorPrecedence } from '@nullport/protocol'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { CircuitReport } from '../../edge/circuit-registry.js'
@@ -13,12 +12,13 @@ import { SseStream } from '../../edge/sse.js'
 import { checkEnrollRate, enroll, limitedEnroll } from '../../enrollment/enroll.js'
 import { renewCertificate } from '../../enrollment/renew.js'
 import { ControllerError } from '../../errors.js'
-import { parseHostPort } from '../../pki/network-pki.js'
+import { certCoversHost, parseHostPort } from '../../pki/network-pki.js'
 import { authenticatePeer, peerCertificate } from '../../pki/peer-auth.js'
 import { MAX_LINK_LATENCY_MS, MAX_LINK_PEERS } from '../../routing/route-manager.js'
 import { EnrollResult, RenewBody, RenewResult } from '../client/routes.js'
 import { requireAdmin } from '../common/auth.js'
 import { ErrorSchema, envelope, ok } from '../common/envelope.js'
+import { Precedence } from '../common/terminator-options.js'
 
 const Id = Type.String({ minLength: 1, maxLength: 255 })
 const Advertise = Type.String({
@@ -26,7 +26,6 @@ const Advertise = Type.String({
   maxLength: 300,
   description: 'HOST:PORT (IPv6 as [addr]:port)',
 })
-const Precedence = Type.Union([Type.Literal('default'), Type.Literal('required'), Type.Literal('failed')])
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema }
 
 const RouterEnrollBody = Type.Object(
@@ -160,13 +159,7 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
       throw new ControllerError('ERR_VALIDATION', 'advertise: must be HOST:PORT', { path: '$.advertise' })
     }
     const cert = peerCertificate(req)
-    const host = hp.host
-    if (
-      cert &&
-      (isIP(host)
-        ? cert.checkIP(host) === undefined
-        : cert.checkHost(host, { subject: 'never' }) === undefined)
-    ) {
+    if (cert && !certCoversHost(cert, hp.host)) {
       req.log.info(
         { routerId: req.peer!.id, advertise: body.advertise },
         'the router advertises a host its certificate does not name (peers verify its SPIFFE id, so links and SDKs still work; re-enroll it to update the SANs)',
@@ -192,7 +185,7 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
         serviceId: string
         identityId: string
         cost?: number
-        precedence?: 'default' | 'required' | 'failed'
+        precedence?: TerminatorPrecedence
       }
       const term = await ctx.core.bindTerminator(req.peer!.id, body, actor(req))
       reply.status(201)

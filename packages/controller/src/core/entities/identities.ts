@@ -3,6 +3,7 @@
  * (admins log in with a password). Created with an enrollment token (except admins); the last
  * enabled admin cannot be disabled, demoted or deleted. The first admin is bootstrapped here.
  */
+import { DEFAULT_TERMINATOR_PRECEDENCE, type TerminatorPrecedence } from '@nullport/protocol'
 import { ControllerError } from '../../errors.js'
 import type { IdentityRow } from '../../store/schema.js'
 import { boolOf, checkNameValue, isUniqueViolation, nameInUse, validation } from '../checks.js'
@@ -18,7 +19,6 @@ import { credentialsFor, credentialView } from './credentials.js'
 import type { EntityDeps, EntityKind, EntityView } from './kind.js'
 
 const IDENTITY_TYPES = ['Device', 'User', 'Service', 'Default'] as const
-const PRECEDENCES = ['default', 'required', 'failed'] as const
 
 export type IdentityInput = {
   name: string
@@ -27,7 +27,7 @@ export type IdentityInput = {
   isAdmin?: boolean
   disabled?: boolean
   defaultHostingCost?: number
-  defaultHostingPrecedence?: (typeof PRECEDENCES)[number]
+  defaultHostingPrecedence?: TerminatorPrecedence
   /** Sets (string) or removes (null) a username/password authenticator (username = name). */
   password?: string | null
 }
@@ -105,7 +105,7 @@ export class Identities implements EntityKind {
           is_admin: isAdmin ? 1 : 0,
           disabled: body.disabled === true ? 1 : 0,
           default_hosting_cost: body.defaultHostingCost ?? 0,
-          default_hosting_precedence: body.defaultHostingPrecedence ?? 'default',
+          default_hosting_precedence: body.defaultHostingPrecedence ?? DEFAULT_TERMINATOR_PRECEDENCE,
           created_at: w.now,
           updated_at: w.now,
         })
@@ -250,7 +250,7 @@ export class Identities implements EntityKind {
           is_admin: 1,
           disabled: 0,
           default_hosting_cost: 0,
-          default_hosting_precedence: 'default',
+          default_hosting_precedence: DEFAULT_TERMINATOR_PRECEDENCE,
           created_at: w.now,
           updated_at: w.now,
         })

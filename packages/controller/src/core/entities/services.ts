@@ -2,6 +2,7 @@
  * Services: what identities dial and host. Each takes at most one config per config type;
  * deleting one deletes its terminators.
  */
+import { DEFAULT_TERMINATOR_STRATEGY, type TerminatorStrategyName } from '@nullport/protocol'
 import { ControllerError } from '../../errors.js'
 import type { ConfigRow, ServiceRow } from '../../store/schema.js'
 import { boolOf, checkNameValue, isUniqueViolation, nameInUse } from '../checks.js'
@@ -13,15 +14,13 @@ import { serviceChange } from '../snapshot.js'
 import { type Actor, record, type WriteCtx, type WriteResult } from '../write.js'
 import type { EntityDeps, EntityKind, EntityView } from './kind.js'
 
-const STRATEGIES = ['smartrouting', 'weighted', 'random', 'sticky'] as const
-
 export type ServiceInput = {
   name: string
   roleAttributes?: string[]
   /** Config ids or names. */
   configs?: string[]
   encryptionRequired?: boolean
-  terminatorStrategy?: (typeof STRATEGIES)[number]
+  terminatorStrategy?: TerminatorStrategyName
   maxIdleTimeMillis?: number
 }
 
@@ -83,7 +82,7 @@ export class Services implements EntityKind {
           id,
           name,
           encryption_required: body.encryptionRequired === false ? 0 : 1,
-          terminator_strategy: body.terminatorStrategy ?? 'smartrouting',
+          terminator_strategy: body.terminatorStrategy ?? DEFAULT_TERMINATOR_STRATEGY,
           max_idle_time_millis: body.maxIdleTimeMillis ?? 0,
           created_at: w.now,
           updated_at: w.now,

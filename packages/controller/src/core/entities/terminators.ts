@@ -3,7 +3,7 @@
  * create and delete them through the fabric API (authorized by the Bind policies); admins list
  * them. Idempotent per (service, router, identity).
  */
-import type { PolicyIndex, Terminator } from '@nullport/protocol'
+import type { PolicyIndex, Terminator, TerminatorPrecedence } from '@nullport/protocol'
 import { ControllerError } from '../../errors.js'
 import type { Db } from '../../store/db.js'
 import type { EdgeRouterRow, IdentityRow, ServiceRow, TerminatorRow } from '../../store/schema.js'
@@ -14,14 +14,12 @@ import { anyDb, checkFilterTypes, condSql, type ListResult, mustFind } from '../
 import { toTerminator } from '../snapshot.js'
 import { type Actor, record, type WritePipeline } from '../write.js'
 
-export type Precedence = Terminator['precedence']
-
 export interface TerminatorInput {
   serviceId: string
   routerId: string
   identityId: string
   cost?: number
-  precedence?: Precedence
+  precedence?: TerminatorPrecedence
 }
 
 export class Terminators {
@@ -105,7 +103,7 @@ export class Terminators {
    */
   async bind(
     routerId: string,
-    body: { serviceId: string; identityId: string; cost?: number; precedence?: Precedence },
+    body: { serviceId: string; identityId: string; cost?: number; precedence?: TerminatorPrecedence },
     actor: Actor,
   ): Promise<Terminator> {
     const svc = this.policy.service(body.serviceId) ?? this.policy.serviceByName(body.serviceId)
@@ -145,7 +143,7 @@ export class Terminators {
       const identity = await mustFind<IdentityRow>(w.trx, 'identities', t.identityId, 'identity')
       const router = await mustFind<EdgeRouterRow>(w.trx, 'edge_routers', t.routerId, 'edge router')
       const cost = t.cost ?? identity.default_hosting_cost
-      const precedence = t.precedence ?? (identity.default_hosting_precedence as Precedence)
+      const precedence = t.precedence ?? (identity.default_hosting_precedence as TerminatorPrecedence)
       const existing = await w.trx
         .selectFrom('terminators')
         .selectAll()
