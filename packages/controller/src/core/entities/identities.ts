@@ -17,6 +17,7 @@ import { identityChange } from '../snapshot.js'
 import { type Actor, record, SYSTEM_ACTOR, type WriteResult } from '../write.js'
 import { credentialsFor, credentialView } from './credentials.js'
 import type { EntityDeps, EntityKind, EntityView } from './kind.js'
+import { terminatorsGoWith } from './terminators.js'
 
 const IDENTITY_TYPES = ['Device', 'User', 'Service', 'Default'] as const
 
@@ -200,19 +201,14 @@ export class Identities implements EntityKind {
       const row = await mustFind<IdentityRow>(w.trx, 'identities', ref, 'identity')
       if (boolOf(row.is_admin) && !boolOf(row.disabled) && (await adminCount(w.trx, row.id)) === 0)
         throw lastAdmin(row)
-      const terms = await w.trx
-        .selectFrom('terminators')
-        .select('id')
-        .where('identity_id', '=', row.id)
-        .execute()
-      for (const t of terms) w.pending.push({ op: 'delete', entity: 'terminator', id: t.id })
+      const terminators = await terminatorsGoWith(w, 'identity_id', row.id)
       await w.trx.deleteFrom('identities').where('id', '=', row.id).execute()
       await record(w, {
         action: 'delete',
         type: 'identity',
         id: row.id,
         name: row.name,
-        details: { terminators: terms.length },
+        details: { terminators },
         change: { op: 'delete', entity: 'identity', id: row.id },
         touch: 'identity',
       })

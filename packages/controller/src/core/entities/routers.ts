@@ -13,6 +13,7 @@ import { routerChange } from '../snapshot.js'
 import { type Actor, record, touch, type WriteResult } from '../write.js'
 import { credentialsFor, credentialView } from './credentials.js'
 import type { EntityDeps, EntityKind, EntityView } from './kind.js'
+import { terminatorsGoWith } from './terminators.js'
 
 export type RouterInput = {
   name: string
@@ -122,19 +123,14 @@ export class Routers implements EntityKind {
   async remove(ref: string, actor: Actor): Promise<{ id: string; name: string }> {
     return this.d.writes.write(actor, async (w) => {
       const row = await mustFind<EdgeRouterRow>(w.trx, 'edge_routers', ref, 'edge router')
-      const terms = await w.trx
-        .selectFrom('terminators')
-        .select('id')
-        .where('router_id', '=', row.id)
-        .execute()
-      for (const t of terms) w.pending.push({ op: 'delete', entity: 'terminator', id: t.id })
+      const terminators = await terminatorsGoWith(w, 'router_id', row.id)
       await w.trx.deleteFrom('edge_routers').where('id', '=', row.id).execute()
       await record(w, {
         action: 'delete',
         type: 'edge-router',
         id: row.id,
         name: row.name,
-        details: { terminators: terms.length },
+        details: { terminators },
         change: { op: 'delete', entity: 'router', id: row.id },
         touch: 'edgeRouter',
       })

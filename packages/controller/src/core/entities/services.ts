@@ -13,6 +13,7 @@ import { normAttrs } from '../roles.js'
 import { serviceChange } from '../snapshot.js'
 import { type Actor, record, type WriteCtx, type WriteResult } from '../write.js'
 import type { EntityDeps, EntityKind, EntityView } from './kind.js'
+import { terminatorsGoWith } from './terminators.js'
 
 export type ServiceInput = {
   name: string
@@ -148,12 +149,7 @@ export class Services implements EntityKind {
   async remove(ref: string, actor: Actor): Promise<{ id: string; name: string }> {
     return this.d.writes.write(actor, async (w) => {
       const row = await mustFind<ServiceRow>(w.trx, 'services', ref, 'service')
-      const terms = await w.trx
-        .selectFrom('terminators')
-        .select('id')
-        .where('service_id', '=', row.id)
-        .execute()
-      for (const t of terms) w.pending.push({ op: 'delete', entity: 'terminator', id: t.id })
+      const terminators = await terminatorsGoWith(w, 'service_id', row.id)
       await w.trx.deleteFrom('terminators').where('service_id', '=', row.id).execute()
       await w.trx.deleteFrom('service_configs').where('service_id', '=', row.id).execute()
       await w.trx.deleteFrom('services').where('id', '=', row.id).execute()
@@ -162,7 +158,7 @@ export class Services implements EntityKind {
         type: 'service',
         id: row.id,
         name: row.name,
-        details: { terminators: terms.length },
+        details: { terminators },
         change: { op: 'delete', entity: 'service', id: row.id },
         touch: 'service',
       })

@@ -12,7 +12,7 @@ import { newId } from '../crypto.js'
 import { type ListQuery, pageOf, parseFilter } from '../query.js'
 import { anyDb, checkFilterTypes, condSql, type ListResult, mustFind } from '../repo.js'
 import { toTerminator } from '../snapshot.js'
-import { type Actor, record, type WritePipeline } from '../write.js'
+import { type Actor, record, type WriteCtx, type WritePipeline } from '../write.js'
 
 export interface TerminatorInput {
   serviceId: string
@@ -20,6 +20,20 @@ export interface TerminatorInput {
   identityId: string
   cost?: number
   precedence?: TerminatorPrecedence
+}
+
+/**
+ * Inside a write that deletes an identity, service or router: the delete changes of the
+ * terminators that go with it (routers drop them). Returns how many.
+ */
+export async function terminatorsGoWith(
+  w: WriteCtx,
+  column: 'identity_id' | 'service_id' | 'router_id',
+  id: string,
+): Promise<number> {
+  const terms = await w.trx.selectFrom('terminators').select('id').where(column, '=', id).execute()
+  for (const t of terms) w.pending.push({ op: 'delete', entity: 'terminator', id: t.id })
+  return terms.length
 }
 
 export class Terminators {
