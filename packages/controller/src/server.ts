@@ -8,7 +8,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import { PolicyIndex, PreAuthGuard } from '@nullport/protocol'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { errorBody, installErrorHandling } from './api/common/errors.js'
+import { errorBody, installErrorHandling, toHttpError } from './api/common/errors.js'
 import { validatorCompiler } from './api/common/validation.js'
 import { managementRoutes } from './api/management/routes.js'
 import { type ControllerConfig, splitHostPort } from './config.js'
@@ -173,6 +173,16 @@ export async function buildServer(
     },
     loggerInstance: ctx.log('http'),
     bodyLimit: ctx.config.bodyLimit,
+    // a name of NAME_MAX characters, percent-encoded as UTF-8, fits a path parameter; the
+    // parameter's schema then bounds it to NAME_MAX characters with a coded 400
+    routerOptions: { maxParamLength: 4096 },
+    // errors Fastify raises before routing (bad URL encoding, a parameter over maxParamLength)
+    // answer in the registry's shape too
+    frameworkErrors: (err, req, reply) => {
+      const { status, body } = toHttpError(err, ctx.config.bodyLimit, String(req.id))
+      const r = reply as unknown as import('fastify').FastifyReply
+      r.status(status).type('application/json; charset=utf-8').send(body)
+    },
     genReqId: (req) => {
       const h = req.headers['x-request-id']
       return typeof h === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(h) ? h : randomUUID()
