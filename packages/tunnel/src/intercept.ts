@@ -158,6 +158,25 @@ export class InterceptTable {
   }
 }
 
+/** Why `name:port` is not intercepted for `identity`: the refusal code and a message naming the fix. */
+export function interceptRefusal(
+  identity: string,
+  name: string,
+  port: number,
+  m: Extract<InterceptMatch, { ok: false }>,
+): { code: 'ERR_PORT_NOT_INTERCEPTED' | 'ERR_NO_INTERCEPT'; text: string } {
+  if (m.reason === 'port') {
+    return {
+      code: 'ERR_PORT_NOT_INTERCEPTED',
+      text: `${name}:${port} is not intercepted: service(s) ${m.services.join(', ')} intercept ${name}, but not port ${port}/tcp. Fix: use an intercepted port, or add it to the portRanges of their intercept.v1 config.`,
+    }
+  }
+  return {
+    code: 'ERR_NO_INTERCEPT',
+    text: `${name}:${port} is not intercepted for identity ${identity}: no service it may Dial has an intercept.v1 address matching ${name}. Fix: create a service with an intercept.v1 config for ${name} and a Dial policy for ${identity} (\`nullport edge policy-advisor identities ${identity} SERVICE\` explains access).`,
+  }
+}
+
 /** 1e6 for an exact name, the wildcard domain's length for a wildcard match, 0 for none. */
 function nameScore(r: InterceptRule, n: string): number {
   if (r.names.has(n)) return 1e6
