@@ -1,4 +1,4 @@
-import type { ClientService, InterceptV1 } from '@nullport/protocol'
+import { type ClientService, type InterceptV1, policyAdvisorCommand } from '@nullport/protocol'
 import { type Cidr, cidrContains, type IpBytes, parseCidr, parseIp } from './ip.js'
 
 /** One intercepted service, as the tunneler matches it. */
@@ -173,7 +173,7 @@ export function interceptRefusal(
   }
   return {
     code: 'ERR_NO_INTERCEPT',
-    text: `${name}:${port} is not intercepted for identity ${identity}: no service it may Dial has an intercept.v1 address matching ${name}. Fix: create a service with an intercept.v1 config for ${name} and a Dial policy for ${identity} (\`nullport edge policy-advisor identities ${identity} SERVICE\` explains access).`,
+    text: `${name}:${port} is not intercepted for identity ${identity}: no service it may Dial has an intercept.v1 address matching ${name}. Fix: create a service with an intercept.v1 config for ${name} and a Dial policy for ${identity} (\`${policyAdvisorCommand(identity, 'SERVICE')}\` explains access).`,
   }
 }
 

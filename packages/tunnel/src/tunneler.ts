@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import type { Server as HttpServer } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
-import type { ClientService } from '@nullport/protocol'
+import { type ClientService, formatHostPort } from '@nullport/protocol'
 import type { Context } from '@nullport/sdk'
 import { ConnectionTable } from './connections.js'
 import { DnsServer, FakeIpPool } from './dns.js'
@@ -134,9 +134,7 @@ export class Tunneler {
     server.on('error', (err) => this.log.error({ err, listener: name }, 'listener error'))
     const bound = server.address()
     const text =
-      typeof bound === 'object' && bound
-        ? `${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`
-        : String(bound)
+      typeof bound === 'object' && bound ? formatHostPort(bound.address, bound.port) : String(bound)
     this.addresses[name] = text
     this.servers.push({ name, server })
     this.log.info({ listener: name, address: text }, `${name} listening`)

@@ -3,6 +3,7 @@
  * keep-alive, one circuit per origin at a time) to intercepted destinations.
  */
 import type { Socket } from 'node:net'
+import { policyAdvisorCommand } from '@nullport/protocol'
 import type { OverlaySocket } from '@nullport/sdk'
 import type { ConnRecord } from '../connections.js'
 import { classifyDialError, dialErrorCode } from '../dial-errors.js'
@@ -219,7 +220,7 @@ export function handleHttpProxyConnection(env: FrontendEnv, s: Socket): void {
           const me = env.ctx.identity.name
           const fix =
             c.http === 403
-              ? `Fix: \`nullport edge policy-advisor identities ${me} ${match.service}\` explains which policy is missing.`
+              ? `Fix: \`${policyAdvisorCommand(me, match.service)}\` explains which policy is missing.`
               : code === 'ERR_UNDERLAY_UNREACHABLE'
                 ? 'Fix: start the server the hosting tunneler forwards to, or correct its host.v1 config.'
                 : code === 'ERR_NO_TERMINATORS'

@@ -3,6 +3,7 @@
  * sets: one table (KIND_FIELDS) that both verbs register their commands from and build request
  * bodies with. A flag belongs to a verb when it has help text for that verb.
  */
+import { TERMINATOR_PRECEDENCES, TERMINATOR_STRATEGIES } from '@nullport/protocol'
 import { Option } from 'commander'
 import { CliError } from '../../errors.js'
 import {
@@ -18,10 +19,8 @@ import {
 import { resolveId } from './api.js'
 import { findKind, type Row } from './kinds.js'
 
-export const IDENTITY_TYPES = { device: 'Device', user: 'User', service: 'Service' } as const
-export const STRATEGIES = ['smartrouting', 'weighted', 'random', 'sticky'] as const
-export const SEMANTICS = ['AnyOf', 'AllOf'] as const
-export const PRECEDENCES = ['default', 'required', 'failed'] as const
+const IDENTITY_TYPES = { device: 'Device', user: 'User', service: 'Service' } as const
+const SEMANTICS = ['AnyOf', 'AllOf'] as const
 const POLICY_TYPES = ['Dial', 'Bind'] as const
 
 export type Verb = 'create' | 'update'
@@ -207,8 +206,8 @@ export const KIND_FIELDS: readonly KindFields[] = [
       {
         field: 'defaultHostingPrecedence',
         flags: '--default-hosting-precedence <p>',
-        update: `one of ${PRECEDENCES.join(', ')}`,
-        parse: (v, what) => oneOf(str(v), PRECEDENCES, what),
+        update: `one of ${TERMINATOR_PRECEDENCES.join(', ')}`,
+        parse: (v, what) => oneOf(str(v), TERMINATOR_PRECEDENCES, what),
       },
     ],
   },
@@ -237,9 +236,9 @@ export const KIND_FIELDS: readonly KindFields[] = [
       {
         field: 'terminatorStrategy',
         flags: '--terminator-strategy <s>',
-        create: `one of ${STRATEGIES.join(', ')}`,
-        update: `one of ${STRATEGIES.join(', ')}`,
-        parse: (v, what) => oneOf(str(v), STRATEGIES, what),
+        create: `one of ${TERMINATOR_STRATEGIES.join(', ')}`,
+        update: `one of ${TERMINATOR_STRATEGIES.join(', ')}`,
+        parse: (v, what) => oneOf(str(v), TERMINATOR_STRATEGIES, what),
       },
       {
         field: 'maxIdleTimeMillis',
