@@ -15,6 +15,7 @@ import {
 import { enroll } from '@nullport/sdk'
 import type { Command } from 'commander'
 import { CliError } from '../errors.js'
+import { readEnrollmentToken } from '../lib/args.js'
 
 /** Identity file path next to the config: `router.json` -> `router.identity.json`. */
 function identityPathFor(configPath: string): string {
@@ -67,17 +68,7 @@ export function register(program: Command): void {
           parseHostPort(o.metrics, 'metricsListen', { allowPortZero: true, source: '--metrics' })
         const configPath = resolve(o.output)
         const identityPath = resolve(o.identityOutput ?? identityPathFor(configPath))
-        let jwt: string
-        try {
-          jwt = await readFile(jwtFile, 'utf8')
-        } catch (err) {
-          throw new CliError(
-            'ERR_CLI_FILE',
-            `cannot read the enrollment token ${jwtFile}: ${(err as Error).message}`,
-            { path: jwtFile },
-            { cause: err },
-          )
-        }
+        const jwt = await readEnrollmentToken(jwtFile)
         if (!o.overwrite) {
           try {
             await readFile(configPath)

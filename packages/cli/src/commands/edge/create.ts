@@ -2,7 +2,14 @@
 import type { Command } from 'commander'
 import { CliError } from '../../errors.js'
 import { api } from './api.js'
-import { CREATE_ORDER, fieldOption, KIND_FIELDS, type KindFields, argName, buildBody } from './fields.js'
+import {
+  buildBody,
+  CREATE_ORDER,
+  commandInputs,
+  fieldOption,
+  KIND_FIELDS,
+  type KindFields,
+} from './fields.js'
 import { findKind, type KindInfo, type Row } from './kinds.js'
 import { out, printJson, writeJwt } from './output.js'
 import { unknownKindAction } from './usage.js'
@@ -28,17 +35,12 @@ function createCommand(group: Command, k: KindFields): void {
     if (opt) cmd.addOption(opt)
   }
   cmd.option('--json', `print the created ${k.noun} as JSON`)
-  cmd.action(async (...params: unknown[]) => {
-    const c = params[params.length - 1] as Command
-    const given = c.processedArgs as Array<string | undefined>
-    const o = c.opts() as Record<string, unknown>
-    const args: Record<string, string | undefined> = {}
-    k.create.args.forEach((a, i) => {
-      args[argName(a)] = given[i]
-    })
+  cmd.action(async () => {
+    const inputs = commandInputs(k, 'create', cmd)
+    const { given, o } = inputs
     const first = k.create.positional ? k.create.positional(given) : { name: given[0]!, body: {} as Row }
     k.create.check?.(o)
-    const { body, roles } = await buildBody(k, 'create', args, given, o)
+    const { body, roles } = await buildBody(k, 'create', inputs)
     await doCreate(
       findKind(k.kind),
       { name: first.name, ...first.body, ...body },

@@ -2,10 +2,10 @@
  * `nullport edge enroll` (the SDK's enrollment: a key and an identity file from a one-time token)
  * and `nullport edge re-enroll` (the controller issues a new token).
  */
-import { readFile } from 'node:fs/promises'
 import { enroll } from '@nullport/sdk'
 import type { Command } from 'commander'
 import { CliError } from '../../errors.js'
+import { readEnrollmentToken } from '../../lib/args.js'
 import { api, enc } from './api.js'
 import { findKind, type Row } from './kinds.js'
 import { out, printJson, writeJwt } from './output.js'
@@ -25,17 +25,7 @@ export function registerEnroll(edge: Command): void {
         jwtFile: string,
         o: { out?: string; overwrite?: boolean; advertise?: string; json?: boolean },
       ) => {
-        let jwt: string
-        try {
-          jwt = await readFile(jwtFile, 'utf8')
-        } catch (err) {
-          throw new CliError(
-            'ERR_CLI_FILE',
-            `cannot read the enrollment token ${jwtFile}: ${(err as Error).message}`,
-            { path: jwtFile },
-            { cause: err },
-          )
-        }
+        const jwt = await readEnrollmentToken(jwtFile)
         const output =
           o.out ?? (jwtFile.endsWith('.jwt') ? `${jwtFile.slice(0, -4)}.json` : `${jwtFile}.json`)
         const r = await enroll({ jwt, output, overwrite: o.overwrite, advertise: o.advertise })

@@ -4,7 +4,7 @@
  * bodies with. A flag belongs to a verb when it has help text for that verb.
  */
 import { TERMINATOR_PRECEDENCES, TERMINATOR_STRATEGIES } from '@nullport/protocol'
-import { Option } from 'commander'
+import { type Command, Option } from 'commander'
 import { CliError } from '../../errors.js'
 import {
   oneOf,
@@ -394,6 +394,26 @@ export function argName(spec: ArgSpec): string {
   return spec[0].replace(/^[<[]|[>\]]$/g, '')
 }
 
+/** What one create or update command was given. */
+export interface CommandInputs {
+  /** The positional arguments in order. */
+  given: ReadonlyArray<string | undefined>
+  /** The positional arguments by name (`<type>` -> `type`). */
+  args: Readonly<Record<string, string | undefined>>
+  /** The options by commander attribute name. */
+  o: Readonly<Record<string, unknown>>
+}
+
+/** The inputs of `cmd` (a create or update command of `k`) after commander parsed them. */
+export function commandInputs(k: KindFields, verb: Verb, cmd: Command): CommandInputs {
+  const given = cmd.processedArgs as Array<string | undefined>
+  const args: Record<string, string | undefined> = {}
+  k[verb].args.forEach((a, i) => {
+    args[argName(a)] = given[i]
+  })
+  return { given, args, o: cmd.opts() }
+}
+
 /**
  * The request body of one `create` or `update`, from the command's positional arguments (by
  * name) and options (by commander attribute name), reading the fields in table order. Also the
@@ -402,9 +422,7 @@ export function argName(spec: ArgSpec): string {
 export async function buildBody(
   k: KindFields,
   verb: Verb,
-  args: Readonly<Record<string, string | undefined>>,
-  given: readonly (string | undefined)[],
-  o: Readonly<Record<string, unknown>>,
+  { given, args, o }: CommandInputs,
 ): Promise<{ body: Row; roles: Record<string, string[]> }> {
   const body: Row = {}
   const roleLists: Record<string, string[]> = {}

@@ -2,7 +2,7 @@
 import type { Command } from 'commander'
 import { CliError } from '../../errors.js'
 import { api, enc } from './api.js'
-import { argName, buildBody, fieldOption, KIND_FIELDS, type KindFields } from './fields.js'
+import { buildBody, commandInputs, fieldOption, KIND_FIELDS, type KindFields } from './fields.js'
 import { findKind, type KindInfo, type Row } from './kinds.js'
 import { out, printJson } from './output.js'
 import { unknownKindAction } from './usage.js'
@@ -22,16 +22,11 @@ function updateCommand(group: Command, k: KindFields): void {
     if (opt) cmd.addOption(opt)
   }
   cmd.option('--name <new-name>', 'rename').option('--json', 'print the updated entity as JSON')
-  cmd.action(async (...params: unknown[]) => {
-    const c = params[params.length - 1] as Command
-    const given = c.processedArgs as Array<string | undefined>
-    const o = c.opts() as Record<string, unknown>
-    const args: Record<string, string | undefined> = {}
-    k.update.args.forEach((a, i) => {
-      args[argName(a)] = given[i]
-    })
+  cmd.action(async () => {
+    const inputs = commandInputs(k, 'update', cmd)
+    const { given, o } = inputs
     const name = given[0]!
-    const { body, roles } = await buildBody(k, 'update', args, given, o)
+    const { body, roles } = await buildBody(k, 'update', inputs)
     const rename: Row = o.name !== undefined ? { name: o.name } : {}
     await doUpdate(
       findKind(k.kind),
