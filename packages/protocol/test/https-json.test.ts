@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import type { TLSSocket } from 'node:tls'
-import { createServer as createNetServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { createServer as createNetServer } from 'node:net'
 import { after, before, test } from 'node:test'
+import type { TLSSocket } from 'node:tls'
 import {
   controllerError,
   HttpsJsonClient,

@@ -1,7 +1,8 @@
 /** A network CA with a server certificate for 127.0.0.1 and a client certificate, for HTTPS tests. */
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createLeaf, createRootCa } from '../src/index.js'
 
 export interface TlsFixture {
