@@ -150,11 +150,11 @@ export async function startController(o: StartOptions): Promise<RunningControlle
     maintenance = setInterval(() => {
       ctx.core.maintenance().then(
         (r) => {
-          if (r.sessions + r.changeLog > 0) ctx.log('core').debug(r, 'housekeeping')
+          if (r.sessions + r.changeLog + r.refusedLogins > 0) ctx.log('core').debug(r, 'housekeeping')
         },
         (err) => ctx.log('core').warn({ err }, 'housekeeping failed'),
       )
-    }, 10 * 60_000)
+    }, 60_000)
     maintenance.unref()
   } catch (err) {
     await app?.close().catch(() => {})

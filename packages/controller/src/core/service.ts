@@ -102,10 +102,11 @@ export class CoreService {
   }
 
   /** Housekeeping (run every few minutes): expired sessions, old change-log rows. */
-  async maintenance(): Promise<{ sessions: number; changeLog: number }> {
+  async maintenance(): Promise<{ sessions: number; changeLog: number; refusedLogins: number }> {
     const sessions = await this.sessions.purgeExpired()
     const changeLog = this.changeLog ? await this.changeLog.prune() : 0
-    return { sessions, changeLog }
+    const refusedLogins = await this.sessions.flushRefused()
+    return { sessions, changeLog, refusedLogins }
   }
 
   /** Reads the whole policy data from the store (consistent: one transaction). */

@@ -1,7 +1,13 @@
 /**
- * API sessions and login: username/password login for the management API (rate limited per
- * username + client address), certificate login for the client API, session tokens (stored as
- * SHA-256 hashes, sliding expiry), logout, and the purge of expired sessions.
+ * API sessions and login: username/password login for the management API, certificate login for
+ * the client API, session tokens (stored as SHA-256 hashes, sliding expiry), logout, and the purge
+ * of expired sessions.
+ *
+ * Failed logins are limited twice: per (username, client address) (LOGIN_FAILURES_PER_USER in a
+ * minute) and per client address across usernames (LOGIN_FAILURES_PER_ADDRESS in a minute). A
+ * refused attempt costs no scrypt and writes nothing: refusals are counted in memory (bounded)
+ * and written as one aggregated `login-refused` audit row per address by the housekeeping job, so
+ * what an unauthenticated client can make the controller write is bounded per address too.
  */
 import type { ControllerConfig } from '../config.js'
 import { ControllerError } from '../errors.js'
@@ -26,8 +32,19 @@ export async function revokeSessions(trx: Tx, identityId: string, kind?: Session
   await q.execute()
 }
 
+/** Failed logins for one username from one address, per minute, before further ones are refused. */
+export const LOGIN_FAILURES_PER_USER = 5
+/** Failed logins from one address (any usernames), per minute, before further ones are refused. */
+export const LOGIN_FAILURES_PER_ADDRESS = 20
+/** Addresses whose refused attempts are counted between two housekeeping runs. */
+const MAX_REFUSED_ADDRESSES = 10_000
+/** Usernames remembered per address for the aggregated audit row. */
+const MAX_REFUSED_USERNAMES = 10
+
 export class Sessions {
-  readonly loginLimiter = new FailureLimiter(5, 60_000)
+  readonly loginLimiter = new FailureLimiter(LOGIN_FAILURES_PER_USER, 60_000)
+  readonly addressLimiter = new FailureLimiter(LOGIN_FAILURES_PER_ADDRESS, 60_000)
+  private readonly refused = new Map<string, { attempts: number; usernames: Set<string>; since: string }>()
 
   constructor(
     private readonly db: Db,
@@ -42,8 +59,9 @@ export class Sessions {
     clientIp: string,
   ): Promise<{ token: string; expiresAt: string; identity: SessionIdentity }> {
     const key = `${username}\u0000${clientIp}`
-    const wait = this.loginLimiter.blockedFor(key)
-    if (wait > 0)
+    const wait = Math.max(this.loginLimiter.blockedFor(key), this.addressLimiter.blockedFor(clientIp))
+    if (wait > 0) {
+      this.countRefused(clientIp, username)
       throw new ControllerError(
         'ERR_RATE_LIMITED',
         `too many failed logins for ${username}: retry in ${Math.ceil(wait / 1000)} s`,
@@ -51,6 +69,7 @@ export class Sessions {
           retryAfterSeconds: Math.ceil(wait / 1000),
         },
       )
+    }
     const auth = await this.db
       .selectFrom('authenticators as a')
       .innerJoin('identities as i', 'i.id', 'a.identity_id')
@@ -60,6 +79,7 @@ export class Sessions {
       .executeTakeFirst()
     // the attempt counts as a failure until it succeeds: parallel guesses cannot slip past the limit
     this.loginLimiter.fail(key)
+    this.addressLimiter.fail(clientIp)
     const ok = await verifyPassword(password, auth?.password_hash ?? null)
     if (!ok || !auth) {
       await this.writes.write({ id: null, name: username }, (w) =>
@@ -76,6 +96,7 @@ export class Sessions {
     if (boolOf(auth.disabled))
       throw new ControllerError('ERR_IDENTITY_DISABLED', `identity ${auth.name} is disabled`)
     this.loginLimiter.succeed(key)
+    this.addressLimiter.forgive(clientIp)
     const s = await this.create(auth.id, 'management', { ip: clientIp })
     return { ...s, identity: { id: auth.id, name: auth.name, isAdmin: boolOf(auth.is_admin) } }
   }
@@ -171,6 +192,39 @@ export class Sessions {
       await w.trx.deleteFrom('api_sessions').where('id', '=', sessionId).execute()
       await record(w, { action: 'logout', type: 'api-session', id: sessionId, name: actor.name })
     })
+  }
+
+  private countRefused(ip: string, username: string): void {
+    let r = this.refused.get(ip)
+    if (!r) {
+      if (this.refused.size >= MAX_REFUSED_ADDRESSES) return
+      r = { attempts: 0, usernames: new Set(), since: new Date().toISOString() }
+      this.refused.set(ip, r)
+    }
+    r.attempts++
+    if (r.usernames.size < MAX_REFUSED_USERNAMES) r.usernames.add(username)
+  }
+
+  /**
+   * Writes one `login-refused` audit row per address whose attempts were refused by the limits
+   * since the last call (attempts, first usernames, since when); returns how many rows.
+   */
+  async flushRefused(): Promise<number> {
+    if (this.refused.size === 0) return 0
+    const batch = [...this.refused]
+    this.refused.clear()
+    await this.writes.write({ id: null, name: 'system' }, async (w) => {
+      for (const [ip, r] of batch) {
+        await record(w, {
+          action: 'login-refused',
+          type: 'api-session',
+          id: '-',
+          name: [...r.usernames].join(','),
+          details: { ip, attempts: r.attempts, usernames: [...r.usernames], since: r.since },
+        })
+      }
+    })
+    return batch.length
   }
 
   /** Deletes expired sessions; returns how many. */

@@ -2,10 +2,12 @@
  * Enrollment records (the `enrollments` table): one pending one-time token per identity or edge
  * router. Issued with the entity (or by re-enrollment, which revokes its certificates at once),
  * looked up by the token's `jti`, and consumed in the same transaction that stores the issued
- * certificate. Tokens are signed by the signer given at construction (tokens.ts).
+ * certificate. Tokens are signed by the signer given at construction (tokens.ts). Only a SHA-256
+ * hash of each token is stored: the token is in the create / re-enroll answer once, and a lost
+ * one is replaced by re-enrolling.
  */
 import type { ControllerConfig } from '../config.js'
-import { newId } from '../core/crypto.js'
+import { newId, sha256Hex } from '../core/crypto.js'
 import { mustFind } from '../core/repo.js'
 import { revokeSessions } from '../core/sessions.js'
 import { type Actor, record, type WriteCtx, type WritePipeline } from '../core/write.js'
@@ -32,6 +34,8 @@ export interface EnrollmentRecord {
   name: string
   expiresAt: string
   usedAt: string | null
+  /** SHA-256 (hex) of the token issued for this record. */
+  tokenHash: string
 }
 
 export class EnrollmentRecords {
@@ -57,7 +61,7 @@ export class EnrollmentRecords {
         identity_id: kind === 'identity' ? entityId : null,
         router_id: kind === 'router' ? entityId : null,
         method,
-        jwt,
+        token_hash: sha256Hex(jwt),
         expires_at: expiresAt.toISOString(),
         used_at: null,
         created_at: w.now,
@@ -119,6 +123,7 @@ export class EnrollmentRecords {
       name: owner?.name ?? entityId,
       expiresAt: e.expires_at,
       usedAt: e.used_at,
+      tokenHash: e.token_hash,
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * The credential state identity and edge-router views share: current certificates (cert
- * authenticators), the earliest expiry among them, and a pending enrollment (its token only in
- * detail views, never once expired).
+ * authenticators), the earliest expiry among them, and a pending enrollment (method and expiry:
+ * the token itself is never stored, only its hash; it is shown once when issued).
  */
 import { type AnyDb, chunk } from '../repo.js'
 
@@ -12,7 +12,6 @@ export interface CertInfo {
 
 export interface PendingEnrollment {
   method: string
-  jwt: string
   expiresAt: string
   expired: boolean
 }
@@ -55,14 +54,13 @@ export async function pendingEnrollments(
   for (const part of chunk(ids)) {
     const rows = (await db
       .selectFrom('enrollments')
-      .select([column, 'method', 'jwt', 'expires_at'])
+      .select([column, 'method', 'expires_at'])
       .where(column, 'in', part)
       .where('used_at', 'is', null)
       .execute()) as Array<Record<string, string>>
     for (const r of rows) {
       m.set(r[column]!, {
         method: r.method!,
-        jwt: r.jwt!,
         expiresAt: r.expires_at!,
         expired: r.expires_at! < now,
       })
@@ -83,11 +81,7 @@ export async function credentialsFor(
   }
 }
 
-export function credentialView(
-  certs: CertInfo[],
-  enrollment: PendingEnrollment | undefined,
-  detail: boolean,
-) {
+export function credentialView(certs: CertInfo[], enrollment: PendingEnrollment | undefined) {
   return {
     enrolled: certs.length > 0,
     certificates: certs,
@@ -101,7 +95,6 @@ export function credentialView(
           method: enrollment.method,
           expiresAt: enrollment.expiresAt,
           expired: enrollment.expired,
-          ...(detail && !enrollment.expired ? { jwt: enrollment.jwt } : {}),
         }
       : null,
   }

@@ -82,9 +82,7 @@ export class Identities implements EntityKind {
   }
 
   async get(ref: string): Promise<EntityView> {
-    return (
-      await this.views([await mustFind<IdentityRow>(this.d.db, 'identities', ref, 'identity')], true)
-    )[0]!
+    return (await this.views([await mustFind<IdentityRow>(this.d.db, 'identities', ref, 'identity')]))[0]!
   }
 
   async create(body: IdentityInput, actor: Actor): Promise<WriteResult> {
@@ -265,7 +263,7 @@ export class Identities implements EntityKind {
     return { created: true, name: username }
   }
 
-  private async views(rows: IdentityRow[], detail = false): Promise<EntityView[]> {
+  private async views(rows: IdentityRow[]): Promise<EntityView[]> {
     const ids = rows.map((r) => r.id)
     const attrs = await attrsFor(this.d.db, 'identity_role_attributes', ids)
     const { certs, enrollments } = await credentialsFor(this.d.db, 'identity_id', ids)
@@ -290,7 +288,7 @@ export class Identities implements EntityKind {
       defaultHostingCost: r.default_hosting_cost,
       defaultHostingPrecedence: r.default_hosting_precedence,
       hasPassword: users.has(r.id),
-      ...credentialView(certs.get(r.id) ?? [], enrollments.get(r.id), detail),
+      ...credentialView(certs.get(r.id) ?? [], enrollments.get(r.id)),
       createdAt: r.created_at,
       updatedAt: r.updated_at,
     }))

@@ -44,7 +44,7 @@ export class Routers implements EntityKind {
 
   async get(ref: string): Promise<EntityView> {
     return (
-      await this.views([await mustFind<EdgeRouterRow>(this.d.db, 'edge_routers', ref, 'edge router')], true)
+      await this.views([await mustFind<EdgeRouterRow>(this.d.db, 'edge_routers', ref, 'edge router')])
     )[0]!
   }
 
@@ -196,7 +196,7 @@ export class Routers implements EntityKind {
     await this.d.db.updateTable('edge_routers').set({ is_online: 0 }).where('is_online', '=', 1).execute()
   }
 
-  private async views(rows: EdgeRouterRow[], detail = false): Promise<EntityView[]> {
+  private async views(rows: EdgeRouterRow[]): Promise<EntityView[]> {
     const ids = rows.map((r) => r.id)
     const attrs = await attrsFor(this.d.db, 'edge_router_role_attributes', ids)
     const { certs, enrollments } = await credentialsFor(this.d.db, 'router_id', ids)
@@ -209,7 +209,7 @@ export class Routers implements EntityKind {
       isOnline: boolOf(r.is_online),
       cost: r.cost,
       version: r.version,
-      ...credentialView(certs.get(r.id) ?? [], enrollments.get(r.id), detail),
+      ...credentialView(certs.get(r.id) ?? [], enrollments.get(r.id)),
       createdAt: r.created_at,
       updatedAt: r.updated_at,
     }))
