@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { DEFAULT_TRUST_DOMAIN } from '@nullport/protocol'
+import { DEFAULT_TRUST_DOMAIN, tryParseHostPort } from '@nullport/protocol'
 import { validateJson } from './core/json-schema.js'
 import { ControllerError } from './errors.js'
 
@@ -33,6 +33,15 @@ export interface ControllerConfig {
   requestTimeoutMs: number
   /** Most concurrent connections the HTTPS server accepts. Default 10000. */
   maxConnections: number
+  /**
+   * Time from TCP accept until a connection has finished TLS and sent one complete request head;
+   * the connection is destroyed at it. Default 10s.
+   */
+  preAuthTimeoutMs: number
+  /** Connections one source address may hold before they are authenticated. Default 64. */
+  maxPreAuthPerAddress: number
+  /** Time a client has to send the head of each request (later requests on a kept-alive connection too). Default 10s. */
+  headersTimeoutMs: number
   /** Log level (pino). Default `info`. */
   logLevel: string
 }
@@ -50,6 +59,9 @@ export interface ControllerConfigFile {
   bodyLimit?: number
   requestTimeout?: string
   maxConnections?: number
+  preAuthTimeout?: string
+  maxPreAuthPerAddress?: number
+  headersTimeout?: string
   logLevel?: string
 }
 
@@ -69,6 +81,9 @@ export const CONFIG_FILE_SCHEMA = {
     bodyLimit: { type: 'integer', minimum: 1024, maximum: 1073741824 },
     requestTimeout: { type: 'string', pattern: DURATION },
     maxConnections: { type: 'integer', minimum: 1, maximum: 1000000 },
+    preAuthTimeout: { type: 'string', pattern: DURATION },
+    maxPreAuthPerAddress: { type: 'integer', minimum: 1, maximum: 1000000 },
+    headersTimeout: { type: 'string', pattern: DURATION },
     logLevel: { type: 'string', enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
   },
 } as const
@@ -87,6 +102,12 @@ export function parseDuration(s: string, field = 'duration'): number {
     m[2] as 'ms' | 's' | 'm' | 'h' | 'd'
   ]
   return Math.round(n * unit)
+}
+
+function positiveDuration(s: string, field: string): number {
+  const ms = parseDuration(s, field)
+  if (ms < 1) throw new ControllerError('ERR_CONFIG_FILE', `${field}: "${s}" must be at least 1ms`, { field })
+  return ms
 }
 
 export interface ConfigOverrides {
@@ -147,6 +168,9 @@ export function loadConfig(o: ConfigOverrides = {}): ControllerConfig {
     bodyLimit: merged.bodyLimit ?? 1024 * 1024,
     requestTimeoutMs: parseDuration(merged.requestTimeout ?? '30s', 'requestTimeout'),
     maxConnections: merged.maxConnections ?? 10000,
+    preAuthTimeoutMs: positiveDuration(merged.preAuthTimeout ?? '10s', 'preAuthTimeout'),
+    maxPreAuthPerAddress: merged.maxPreAuthPerAddress ?? 64,
+    headersTimeoutMs: positiveDuration(merged.headersTimeout ?? '10s', 'headersTimeout'),
     logLevel: merged.logLevel ?? 'info',
   }
 }
@@ -161,10 +185,10 @@ function checkConfigFile(value: unknown, source: string): ControllerConfigFile {
   return value as ControllerConfigFile
 }
 
-/** `host:port` split; IPv6 in brackets. */
+/** `HOST:PORT` to listen on (protocol parser; IPv6 in brackets, port 0 and an empty host allowed). */
 export function splitHostPort(listen: string): { host: string; port: number } {
-  const m = /^\[?([^\]]*?)\]?:([0-9]{1,5})$/.exec(listen)
-  if (!m)
+  const r = tryParseHostPort(listen, { allowPortZero: true, allowEmptyHost: true })
+  if (!r.ok)
     throw new ControllerError('ERR_CONFIG_FILE', `listen: "${listen}" is not HOST:PORT`, { field: 'listen' })
-  return { host: m[1]!, port: Number(m[2]) }
+  return { host: r.host, port: r.port }
 }

@@ -39,4 +39,12 @@ export class FailureLimiter {
   succeed(key: string): void {
     this.entries.delete(key)
   }
+
+  /** Takes back one failure of `key` (an attempt counted up front that turned out to succeed). */
+  forgive(key: string): void {
+    const e = this.entries.get(key)
+    if (!e) return
+    if (e.failures <= 1) this.entries.delete(key)
+    else e.failures--
+  }
 }

@@ -5,7 +5,9 @@
  * certificate, then in ONE transaction (core.completeEnrollment) marks the token used and records
  * the certificate fingerprint as an authenticator; the change is pushed to routers and SDKs.
  */
+import { timingSafeEqual } from 'node:crypto'
 import type { ControllerContext } from '../core/context.js'
+import { sha256Hex } from '../core/crypto.js'
 import type { FailureLimiter } from '../core/rate-limit.js'
 import { ControllerError, isControllerError } from '../errors.js'
 import { type NetworkPki, parseHostPort } from '../pki/network-pki.js'
@@ -29,6 +31,14 @@ function usedError(kind: EnrolledKind, name: string, at: string | null): Control
     `the enrollment token for ${name} was already used${at ? ` at ${at}` : ''}: a token works once; issue a new one with \`${reenrollHint(kind, name)}\``,
     { name, kind, usedAt: at, fix: reenrollHint(kind, name) },
   )
+}
+
+/** Whether `token` is the one whose SHA-256 hex is `hash` (constant time). */
+function sameHash(token: unknown, hash: string): boolean {
+  if (typeof token !== 'string') return false
+  const a = Buffer.from(sha256Hex(token), 'hex')
+  const b = Buffer.from(hash, 'hex')
+  return a.length === b.length && timingSafeEqual(a, b)
 }
 
 export async function enroll(
@@ -61,7 +71,7 @@ export async function enroll(
       { name: claims.name, kind },
     )
   }
-  if (rec.kind !== kind || rec.entityId !== claims.sub) {
+  if (rec.kind !== kind || rec.entityId !== claims.sub || !sameHash(body.token, rec.tokenHash)) {
     throw new ControllerError(
       'ERR_ENROLLMENT_INVALID',
       'the enrollment token does not match its enrollment record: issue a new token',

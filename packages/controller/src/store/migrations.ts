@@ -3,6 +3,7 @@
  * `nullport_migrations`; on PostgreSQL an advisory lock keeps several controllers starting at
  * once from racing. Append new migrations; never edit a released one.
  */
+import { createHash } from 'node:crypto'
 import { type Kysely, sql, type Transaction } from 'kysely'
 import type { Database } from './schema.js'
 
@@ -216,6 +217,26 @@ export const MIGRATIONS: Migration[] = [
         .addColumn('batch', 'text', (c) => c.notNull())
         .execute()
       await db.schema.createIndex('change_log_at').on('change_log').column('at').execute()
+    },
+  },
+  {
+    version: 3,
+    name: 'enrollment tokens stored as SHA-256 hashes only',
+    async up(trx) {
+      const db = trx as unknown as AnyDb
+      await db.schema.alterTable('enrollments').addColumn('token_hash', 'text').execute()
+      const rows = (await db.selectFrom('enrollments').select(['id', 'jwt']).execute()) as Array<{
+        id: string
+        jwt: string
+      }>
+      for (const r of rows) {
+        await db
+          .updateTable('enrollments')
+          .set({ token_hash: createHash('sha256').update(r.jwt).digest('hex') })
+          .where('id', '=', r.id)
+          .execute()
+      }
+      await db.schema.alterTable('enrollments').dropColumn('jwt').execute()
     },
   },
 ]

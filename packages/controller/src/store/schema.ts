@@ -52,7 +52,8 @@ export interface EnrollmentsTable {
   router_id: string | null
   /** `ott` (identity) or `erott` (edge router). */
   method: string
-  jwt: string
+  /** SHA-256 (hex) of the issued JWT: the token itself is shown once, never stored. */
+  token_hash: string
   expires_at: string
   used_at: string | null
   created_at: string
