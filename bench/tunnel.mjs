@@ -7,7 +7,8 @@
 // Usage: npm run build && node bench/tunnel.mjs [--seconds 5] [--clients 4]
 //        [--requests 50000] [--json]
 import { randomBytes } from 'node:crypto'
-import { hp, runCommand, spawnTunnel, startTunnelNetwork } from '../packages/testkit/dist/src/index.js'
+import { parseHostPort } from '../packages/protocol/dist/src/index.js'
+import { runCommand, spawnTunnel, startTunnelNetwork } from '../packages/testkit/dist/src/index.js'
 
 const args = process.argv.slice(2)
 const opt = (name, def) => {
@@ -49,8 +50,8 @@ try {
     '--status',
     '127.0.0.1:0',
   ])
-  const pgTun = hp(client.addresses['proxy:pg']).port
-  const redisTun = hp(client.addresses['proxy:redis']).port
+  const pgTun = parseHostPort(client.addresses['proxy:pg']).port
+  const redisTun = parseHostPort(client.addresses['proxy:redis']).port
 
   await must('psql', [...pg(5432), '-d', 'test', '-c', `create database ${db}`])
   await must('pgbench', [...pg(5432), '-i', '-s', '1', '-q', db])

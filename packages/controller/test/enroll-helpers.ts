@@ -4,7 +4,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto'
 import { request } from 'node:https'
-import { createCsr } from '@nullport/protocol'
+import { createCsr, SseParser } from '@nullport/protocol'
 import { type ApiResponse, httpsJson, type TestController } from '@nullport/testkit'
 
 export interface Creds {
@@ -13,7 +13,7 @@ export interface Creds {
   key?: string
 }
 
-/** A JSON request on a connection of its own, with a client certificate when `cert` is given. */
+/** A JSON request (on a connection of its own), with a client certificate when `cert` is given. */
 export function mtls(
   url: string,
   method: string,
@@ -24,7 +24,6 @@ export function mtls(
     ...(o.cert ? { cert: o.cert, key: o.key } : {}),
     ...(o.headers ? { headers: o.headers } : {}),
     ...(o.body === undefined ? {} : { body: JSON.stringify(o.body) }),
-    agent: false,
   })
 }
 
@@ -58,7 +57,6 @@ export function openSse(url: string, o: Creds & { headers?: Record<string, strin
     req.on('response', (res) => {
       const events: SseEvent[] = []
       let consumed = 0
-      let buf = ''
       const waiters = new Set<() => void>()
       const wake = () => {
         for (const w of [...waiters]) w()
@@ -122,27 +120,14 @@ export function openSse(url: string, o: Creds & { headers?: Record<string, strin
           req.destroy()
         },
       }
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => {
-        buf += d
-        let i = buf.indexOf('\n\n')
-        while (i >= 0) {
-          const block = buf.slice(0, i)
-          buf = buf.slice(i + 2)
-          let event = 'message'
-          const data: string[] = []
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event: ')) event = line.slice(7)
-            else if (line.startsWith('data: ')) data.push(line.slice(6))
-          }
-          if (data.length > 0) {
-            let parsed: unknown = data.join('\n')
-            try {
-              parsed = JSON.parse(parsed as string)
-            } catch {}
-            events.push({ event, data: parsed })
-          }
-          i = buf.indexOf('\n\n')
+      const parser = new SseParser()
+      res.on('data', (d: Buffer) => {
+        for (const e of parser.push(d)) {
+          let parsed: unknown = e.data
+          try {
+            parsed = JSON.parse(e.data)
+          } catch {}
+          events.push({ event: e.event, data: parsed })
         }
         wake()
       })

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
-import { type Ctl, runToExit, spawnCtl } from './helpers/spawn.js'
+import { runControllerToExit, spawnController, type TestController } from '@nullport/testkit'
 
 const PREAUTH_MS = 1500
 
@@ -61,7 +61,7 @@ async function until(cond: () => boolean, what: string, ms = 30_000): Promise<vo
 }
 
 describe('controller pre-auth limits', () => {
-  let c: Ctl
+  let c: TestController
   let dir: string
   let port: number
   before(async () => {
@@ -76,7 +76,7 @@ describe('controller pre-auth limits', () => {
         maxConnections: 60,
       }),
     )
-    c = await spawnCtl({ configFile })
+    c = await spawnController({ runner: 'library', configFile })
     port = Number(new URL(c.url).port)
   })
   after(async () => {
@@ -183,7 +183,11 @@ describe('controller pre-auth limits', () => {
     ] as const) {
       const bad = join(dir, `bad-${field}.json`)
       writeFileSync(bad, JSON.stringify({ [field]: value }))
-      const r = await runToExit({ configFile: bad, dataDir: mkdtempSync(join(dir, 'd-')) })
+      const r = await runControllerToExit({
+        runner: 'library',
+        configFile: bad,
+        dataDir: mkdtempSync(join(dir, 'd-')),
+      })
       assert.notEqual(r.code, 0)
       assert.match(r.stderr + r.stdout, new RegExp(field))
     }

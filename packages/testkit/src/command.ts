@@ -19,7 +19,7 @@ export interface CommandOptions {
   cwd?: string
   /** SIGKILL after this many milliseconds. Default 60 000. */
   timeoutMs?: number
-  /** Written to its stdin (default: nothing, stdin closed). */
+  /** Written to its stdin. Default: stdin is /dev/null. */
   input?: string
 }
 
@@ -29,15 +29,15 @@ export function runCommand(cmd: string, args: string[], opts: CommandOptions = {
     for (const k of opts.unset ?? []) delete env[k]
     const p = spawn(cmd, args, {
       env,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     })
     let stdout = ''
     let stderr = ''
-    p.stdout.setEncoding('utf8').on('data', (d: string) => {
+    p.stdout!.setEncoding('utf8').on('data', (d: string) => {
       if (stdout.length < 1_000_000) stdout += d
     })
-    p.stderr.setEncoding('utf8').on('data', (d: string) => {
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => {
       if (stderr.length < 1_000_000) stderr += d
     })
     const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
@@ -49,6 +49,10 @@ export function runCommand(cmd: string, args: string[], opts: CommandOptions = {
       clearTimeout(t)
       resolve({ code, stdout, stderr })
     })
-    p.stdin.end(opts.input ?? '')
+    if (p.stdin) {
+      // a command that exits without reading its input is not an error of the runner
+      p.stdin.on('error', () => undefined)
+      p.stdin.end(opts.input)
+    }
   })
 }

@@ -25,9 +25,11 @@ import {
   type DataEntity,
   fingerprintSha256,
   type IdentityFile,
+  makeSpiffeId,
   type PolicySnapshot,
   type RouterEvent,
   type RouteTable,
+  spiffeIdFromSan,
   type Terminator,
 } from '@nullport/protocol'
 
@@ -88,7 +90,7 @@ export class FakeController {
       commonName: name,
       usage: 'both',
       ip: ['127.0.0.1'],
-      uris: [`spiffe://${TD}/${kind}/${id}`],
+      uris: [makeSpiffeId(TD, kind, id)],
       lifetimeSeconds: opts.lifetimeSeconds ?? 3600,
     })
     return {
@@ -108,7 +110,7 @@ export class FakeController {
       issuerKeyPem: root.keyPem,
       commonName: id,
       usage: 'both',
-      uris: [`spiffe://${TD}/${kind}/${id}`],
+      uris: [makeSpiffeId(TD, kind, id)],
       lifetimeSeconds: 3600,
     })
     return {
@@ -175,8 +177,8 @@ export class FakeController {
     const sock = req.socket as tls.TLSSocket
     if (!sock.authorized) return null
     const cert = sock.getPeerX509Certificate()
-    const m = /URI:spiffe:\/\/[^/]+\/router\/([^,\s]+)/.exec(cert?.subjectAltName ?? '')
-    return m ? m[1]! : null
+    const who = spiffeIdFromSan(cert?.subjectAltName, TD)
+    return who?.kind === 'router' ? who.id : null
   }
 
   private send(res: ServerResponse, ev: RouterEvent): void {

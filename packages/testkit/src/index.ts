@@ -5,7 +5,8 @@
  * |---|---|
  * | controller | spawnController (through the CLI or the controller package alone), runControllerToExit |
  * | router | startTestRouter (process or in-process), ensureAllRouterPolicies |
- * | network | startNetwork (one router), startLinkedNetwork (two linked routers), enrollIdentity |
+ * | network | startNetwork (one router), startLinkedNetwork (two linked routers) |
+ * | entities | enrollIdentity, dialBindPolicies: entities made through a TestController |
  * | web-network, tunnel-network | the HTTP/zitify network, the tunneler network |
  * | host-app | a hosting SDK app as its own process |
  * | raw-client | RawClient: frames over TLS, without the SDK |
@@ -22,12 +23,12 @@ export {
   spawnController,
   type TestController,
 } from './controller.js'
+export { dialBindPolicies, enrollIdentity } from './entities.js'
 export { type Cred, FakeController, TD } from './fake-controller.js'
 export { type HostEvent, type HostProcess, hostStream, spawnHost } from './host-app.js'
 export { type ApiResponse, type HttpsJsonOptions, httpsJson } from './https-json.js'
 export { type LoggedProcess, type LoggedProcessOptions, type LogLine, spawnLogged } from './logged-process.js'
 export {
-  enrollIdentity,
   type NetworkOptions,
   type NetworkRouterOptions,
   startLinkedNetwork,
@@ -36,7 +37,7 @@ export {
   type TestNetwork,
 } from './network.js'
 export { CLI_BIN, REPO_ROOT } from './paths.js'
-export { freePort, hp, listeningPorts } from './ports.js'
+export { freePort, listeningPorts } from './ports.js'
 export { type ClientCredentials, RawClient } from './raw-client.js'
 export {
   ensureAllRouterPolicies,

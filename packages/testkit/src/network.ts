@@ -82,20 +82,6 @@ export interface TestNetwork {
   close(): Promise<void>
 }
 
-/** Creates an identity through the management API and enrolls it (no file written); resolves to the identity file. */
-export async function enrollIdentity(
-  c: TestController,
-  name: string,
-  roleAttributes: string[] = [],
-): Promise<IdentityFile> {
-  const d = await c.data<{ enrollment: { jwt: string } }>('POST', 'identities', {
-    name,
-    type: 'Device',
-    roleAttributes,
-  })
-  return (await enroll({ jwt: d.enrollment.jwt })).file
-}
-
 let seq = 0
 
 export async function startNetwork(opts: NetworkOptions = {}): Promise<TestNetwork> {

@@ -26,9 +26,3 @@ export async function listeningPorts(pid = process.pid): Promise<string[]> {
     .filter((l) => l.includes(`pid=${pid},`))
     .map((l) => l.trim().split(/\s+/)[3] ?? '')
 }
-
-/** Splits `host:port`. */
-export function hp(a: string): { host: string; port: number } {
-  const i = a.lastIndexOf(':')
-  return { host: a.slice(0, i), port: Number(a.slice(i + 1)) }
-}

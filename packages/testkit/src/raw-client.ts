@@ -10,7 +10,7 @@
  */
 import { once } from 'node:events'
 import tls from 'node:tls'
-import { type Frame, FrameConnection, FrameType } from '@nullport/protocol'
+import { type Frame, FrameConnection, FrameType, parseHostPort } from '@nullport/protocol'
 
 /** A certificate chain and key: an identity file's (`cert`, `key`) or a fake controller's (`certPem`, `keyPem`). */
 export type ClientCredentials = { cert: string; key: string } | { certPem: string; keyPem: string }
@@ -45,10 +45,10 @@ export class RawClient {
 
   /** Connects with `c`, trusting `ca`; sends HELLO and waits for HELLO_ACK unless `hello` is false. */
   static async connect(address: string, c: ClientCredentials, ca: string, hello = true): Promise<RawClient> {
-    const i = address.lastIndexOf(':')
+    const { host, port } = parseHostPort(address)
     const socket = tls.connect({
-      host: address.slice(0, i),
-      port: Number(address.slice(i + 1)),
+      host,
+      port,
       cert: 'cert' in c ? c.cert : c.certPem,
       key: 'key' in c ? c.key : c.keyPem,
       ca,

@@ -3,7 +3,7 @@
  * and one raw exchange (send, collect until close) that reports what the server did.
  */
 import { connect } from 'node:net'
-import { hp } from './ports.js'
+import { parseHostPort } from '@nullport/protocol'
 
 /** A raw SOCKS5 exchange: sends `bytes`, resolves with everything received until close (or 5 s). */
 export async function rawExchange(
@@ -11,7 +11,7 @@ export async function rawExchange(
   bytes: Buffer,
   waitMs = 5000,
 ): Promise<{ data: Buffer; closed: boolean; error?: NodeJS.ErrnoException }> {
-  const a = hp(address)
+  const a = parseHostPort(address)
   const sock = connect(a.port, a.host)
   const chunks: Buffer[] = []
   let error: NodeJS.ErrnoException | undefined

@@ -9,9 +9,9 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { get } from 'node:http'
+import { parseHostPort } from '@nullport/protocol'
 import { type LogLine, spawnLogged } from './logged-process.js'
 import { CLI_BIN } from './paths.js'
-import { hp } from './ports.js'
 
 export interface TunnelProc {
   proc: ChildProcess
@@ -45,7 +45,7 @@ export async function spawnTunnel(args: string[], env: Record<string, string> = 
 /** GET http://ADDR/status -> the `data` document (without spawning the CLI). */
 // biome-ignore lint/suspicious/noExplicitAny: JSON of any shape
 export async function fetchStatus(addr: string): Promise<any> {
-  const a = hp(addr)
+  const a = parseHostPort(addr)
   return new Promise((resolve, reject) => {
     get({ host: a.host, port: a.port, path: '/status' }, (res) => {
       let text = ''

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { type Frame, FrameType, type IdentityFile, INITIAL_WINDOW } from '@nullport/protocol'
 import {
+  dialBindPolicies,
   enrollIdentity,
   RawClient,
   spawnController,
@@ -42,20 +43,7 @@ before(async () => {
   dialer = await enrollIdentity(ctl, 'dialer', ['dialers'])
   host = await enrollIdentity(ctl, 'host', ['hosts'])
   await ctl.data('POST', 'services', { name: 'bulk' })
-  await ctl.data('POST', 'service-policies', {
-    name: 'dial-bulk',
-    type: 'Dial',
-    semantic: 'AnyOf',
-    identityRoles: ['#dialers'],
-    serviceRoles: ['@bulk'],
-  })
-  await ctl.data('POST', 'service-policies', {
-    name: 'bind-bulk',
-    type: 'Bind',
-    semantic: 'AnyOf',
-    identityRoles: ['#hosts'],
-    serviceRoles: ['@bulk'],
-  })
+  await dialBindPolicies(ctl, 'bulk')
   await new Promise((r) => setTimeout(r, 300))
 })
 

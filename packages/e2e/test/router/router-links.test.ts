@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { type Frame, FrameType } from '@nullport/protocol'
 import {
+  dialBindPolicies,
   enrollIdentity,
   RawClient,
   spawnController,
@@ -36,20 +37,7 @@ test('two routers link and a dial crosses them', async () => {
   const dialer = await enrollIdentity(ctl, 'dialer', ['dialers'])
   const host = await enrollIdentity(ctl, 'host', ['hosts'])
   await ctl.data('POST', 'services', { name: 'far' })
-  await ctl.data('POST', 'service-policies', {
-    name: 'dial-far',
-    type: 'Dial',
-    semantic: 'AnyOf',
-    identityRoles: ['#dialers'],
-    serviceRoles: ['@far'],
-  })
-  await ctl.data('POST', 'service-policies', {
-    name: 'bind-far',
-    type: 'Bind',
-    semantic: 'AnyOf',
-    identityRoles: ['#hosts'],
-    serviceRoles: ['@far'],
-  })
+  await dialBindPolicies(ctl, 'far')
   await new Promise((r) => setTimeout(r, 300))
   const h = await RawClient.connect(rb.address, host, ctl.caPem)
   clients.push(h)

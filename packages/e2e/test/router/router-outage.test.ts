@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { FrameType } from '@nullport/protocol'
 import {
+  dialBindPolicies,
   enrollIdentity,
   RawClient,
   spawnController,
@@ -35,20 +36,7 @@ test('circuits and local authorization survive a controller outage; the router r
   const host = await enrollIdentity(ctl, 'host', ['hosts'])
   for (const name of ['svc-a', 'svc-b']) {
     await ctl.data('POST', 'services', { name })
-    await ctl.data('POST', 'service-policies', {
-      name: `dial-${name}`,
-      type: 'Dial',
-      semantic: 'AnyOf',
-      identityRoles: ['#dialers'],
-      serviceRoles: [`@${name}`],
-    })
-    await ctl.data('POST', 'service-policies', {
-      name: `bind-${name}`,
-      type: 'Bind',
-      semantic: 'AnyOf',
-      identityRoles: ['#hosts'],
-      serviceRoles: [`@${name}`],
-    })
+    await dialBindPolicies(ctl, name)
   }
   await new Promise((r) => setTimeout(r, 300))
   const h = await RawClient.connect(router.address, host, ctl.caPem)

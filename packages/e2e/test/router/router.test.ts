@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { createLeaf, createRootCa, FrameType, type IdentityFile } from '@nullport/protocol'
 import {
+  dialBindPolicies,
   enrollIdentity,
   RawClient,
   spawnController,
@@ -38,20 +39,7 @@ before(async () => {
   stranger = await enrollIdentity(ctl, 'stranger', [])
   for (const name of ['echo', 'other']) await ctl.data('POST', 'services', { name })
   for (const svc of ['echo', 'other']) {
-    await ctl.data('POST', 'service-policies', {
-      name: `dial-${svc}`,
-      type: 'Dial',
-      semantic: 'AnyOf',
-      identityRoles: ['#dialers'],
-      serviceRoles: [`@${svc}`],
-    })
-    await ctl.data('POST', 'service-policies', {
-      name: `bind-${svc}`,
-      type: 'Bind',
-      semantic: 'AnyOf',
-      identityRoles: ['#hosts'],
-      serviceRoles: [`@${svc}`],
-    })
+    await dialBindPolicies(ctl, svc)
   }
   // let the pushes reach the router
   await new Promise((r) => setTimeout(r, 300))

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { connect } from 'node:net'
 import { after, before, test } from 'node:test'
+import { parseHostPort } from '@nullport/protocol'
 import {
-  hp,
   rawExchange,
   runCommand,
   socksConnectBytes,
@@ -72,7 +72,7 @@ const proxyUrl = () => `http://${client.addresses.http}`
 const loggedCode = (code: string) => client.waitLog((l) => l.code === code, 5000)
 
 test('a connection opened first keeps working through all the bad input (checked at the end)', async (t) => {
-  const a = hp(socks())
+  const a = parseHostPort(socks())
   const sock = connect(a.port, a.host)
   await once(sock, 'connect')
   sock.write(socksConnectBytes('keep.web.test', 80))
@@ -203,7 +203,7 @@ test('a connection opened first keeps working through all the bad input (checked
   await t.test(
     'host.v1 listenOptions.maxConnections: the second concurrent client is refused (0x04), the first is served',
     async () => {
-      const a = hp(socks())
+      const a = parseHostPort(socks())
       const first = connect(a.port, a.host)
       await once(first, 'connect')
       first.write(socksConnectBytes('one.test', 80))

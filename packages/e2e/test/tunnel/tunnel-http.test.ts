@@ -12,10 +12,10 @@ import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
+import { parseHostPort } from '@nullport/protocol'
 import {
   CLI_BIN,
   fetchStatus,
-  hp,
   runCommand,
   spawnTunnel,
   startTunnelNetwork,
@@ -107,7 +107,7 @@ async function dnsQuery(
   name: string,
   type: 'A' | 'AAAA',
 ): Promise<dnsPacket.DecodedPacket & { rcode?: string }> {
-  const a = hp(client.addresses.dns!)
+  const a = parseHostPort(client.addresses.dns!)
   const sock = createSocket('udp4')
   try {
     sock.send(
@@ -165,7 +165,7 @@ test('DNS: intercepted names get a stable reserved address that SOCKS (IPv4) res
 
 /** SOCKS5 CONNECT by name; resolves with the socket after the reply (code checked by the caller). */
 async function socksConnect(name: string, port: number): Promise<{ sock: Socket; reply: number }> {
-  const a = hp(client.addresses.socks!)
+  const a = parseHostPort(client.addresses.socks!)
   const sock = connect(a.port, a.host)
   await once(sock, 'connect')
   const n = Buffer.from(name)
@@ -311,7 +311,7 @@ test('half-close: a client that ends its side after the request still gets the w
   await new Promise<void>((r) => sock.once('close', () => r()))
   assert.match(text, /GET \/half-socks/)
 
-  const a = hp(client.addresses.http!)
+  const a = parseHostPort(client.addresses.http!)
   const c = connect(a.port, a.host)
   await once(c, 'connect')
   let got = ''

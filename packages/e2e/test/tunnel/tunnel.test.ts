@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, test } from 'node:test'
+import { parseHostPort } from '@nullport/protocol'
 import {
-  hp,
   runCommand,
   spawnTunnel,
   startTunnelNetwork,
@@ -39,7 +39,7 @@ before(async () => {
 
 after(async () => {
   if (client) {
-    const pg = hp(client.addresses['proxy:pg']!)
+    const pg = parseHostPort(client.addresses['proxy:pg']!)
     await runCommand('psql', [
       '-h',
       pg.host,
@@ -59,7 +59,7 @@ after(async () => {
 })
 
 const pgArgs = () => {
-  const a = hp(client.addresses['proxy:pg']!)
+  const a = parseHostPort(client.addresses['proxy:pg']!)
   return ['-h', a.host, '-p', String(a.port), '-U', 'postgres']
 }
 
@@ -84,7 +84,7 @@ test('pgbench through the tunnel: init a scratch database, run 3 s', async () =>
 })
 
 test('redis-cli PING and redis-benchmark -n 10000 through a local port', async () => {
-  const a = hp(client.addresses['proxy:redis']!)
+  const a = parseHostPort(client.addresses['proxy:redis']!)
   const p = await runCommand('redis-cli', ['-h', a.host, '-p', String(a.port), 'PING'])
   assert.equal(p.stdout.trim(), 'PONG', p.stderr)
   const b = await runCommand(
@@ -101,7 +101,7 @@ test('redis-cli PING and redis-benchmark -n 10000 through a local port', async (
 test('nullport tunnel proxy SERVICE:LOCALPORT: psql through a proxy-only tunneler', async () => {
   const p = await spawnTunnel(['proxy', '-i', net.clientPath, 'pg:0', '--no-status'])
   try {
-    const a = hp(p.addresses['proxy:pg']!)
+    const a = parseHostPort(p.addresses['proxy:pg']!)
     const r = await runCommand('psql', [
       '-h',
       a.host,
