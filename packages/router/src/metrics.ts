@@ -11,7 +11,7 @@ import { formatHostPort, type HostPort } from './config.js'
 
 export interface MetricsSource {
   readonly id: string
-  bytesForwarded: number
+  readonly bytesForwarded: number
   circuitCount(): number
   connectionCounts(): { sdk: number; router: number }
   linkLatencies(): Array<{ routerId: string; latencyMs: number }>

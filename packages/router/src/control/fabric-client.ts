@@ -7,9 +7,9 @@
 import https from 'node:https'
 import type { RouterEvent } from '@nullport/protocol'
 import type { Logger } from 'pino'
-import { Backoff } from './backoff.js'
-import { RouterError } from './errors.js'
-import { type SseEvent, SseParser } from './sse.js'
+import { Backoff } from '../backoff.js'
+import { RouterError } from '../errors.js'
+import { type SseEvent, SseParser } from '../sse.js'
 
 export interface FabricClientOptions {
   /** Controller base URL (https://host:port). */
