@@ -3,7 +3,6 @@
  * wraps it with a config file.
  */
 
-export * from './backoff.js'
 export * from './circuits/circuit-table.js'
 export * from './config.js'
 export * from './errors.js'
@@ -11,6 +10,5 @@ export type { ForwardEnd, RouterTestHooks, StartRouterOptions } from './options.
 export type { CertificateInfo, RenewOptions } from './renew.js'
 export type { RouterHandle, RouterStats } from './router.js'
 export { startRouter } from './router.js'
-export * from './sse.js'
 export * from './terminators/strategy.js'
 export { ROUTER_VERSION } from './version.js'

@@ -7,7 +7,7 @@
  */
 import http from 'node:http'
 import { Counter, Gauge, Registry } from 'prom-client'
-import { formatHostPort, type HostPort } from './config.js'
+import { formatHostPort, type HostPort } from '@nullport/protocol'
 
 export interface MetricsSource {
   readonly id: string

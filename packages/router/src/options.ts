@@ -4,10 +4,17 @@
  * identity the router starts from.
  */
 import { X509Certificate } from 'node:crypto'
-import { type Frame, type IdentityFile, INITIAL_WINDOW, loadIdentityFile } from '@nullport/protocol'
+import {
+  type Frame,
+  formatHostPort,
+  type HostPort,
+  type IdentityFile,
+  INITIAL_WINDOW,
+  loadIdentityFile,
+  spiffeIdFromSan,
+} from '@nullport/protocol'
 import pino, { type Logger } from 'pino'
-import { formatHostPort, type HostPort, parseHostPort } from './config.js'
-import { spiffeOf } from './connections/certificate-check.js'
+import { parseHostPort } from './config.js'
 import type { FabricClientOptions } from './control/fabric-client.js'
 import { RouterError } from './errors.js'
 import type { RenewOptions } from './renew.js'
@@ -237,7 +244,7 @@ export async function loadRouterIdentity(identityOption: IdentityFile | string):
       { cause: err },
     )
   }
-  const s = spiffeOf(leaf.subjectAltName, identity.trustDomain)
+  const s = spiffeIdFromSan(leaf.subjectAltName, identity.trustDomain)
   if (s?.kind !== 'router' || s.id !== identity.id) {
     throw new RouterError(
       'ERR_ROUTER_IDENTITY',

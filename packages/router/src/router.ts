@@ -10,11 +10,10 @@
  * policy stream that drives them.
  */
 import tls from 'node:tls'
-import { type IdentityFile, saveIdentityFile } from '@nullport/protocol'
+import { formatHostPort, type IdentityFile, saveIdentityFile } from '@nullport/protocol'
 import { Dialer } from './circuits/dialer.js'
 import { Forwarder } from './circuits/forwarder.js'
 import { CircuitReports } from './circuits/reports.js'
-import { formatHostPort } from './config.js'
 import { Acceptor } from './connections/acceptor.js'
 import { Dispatch } from './connections/dispatch.js'
 import { FabricClient } from './control/fabric-client.js'

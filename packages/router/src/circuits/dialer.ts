@@ -6,9 +6,8 @@
  * travel back and open (or end) the circuit.
  */
 import { randomBytes } from 'node:crypto'
-import { type DialPayload, type Frame, FrameType, type Terminator } from '@nullport/protocol'
+import { type DialPayload, type Frame, FrameType, type Terminator, withFixHint } from '@nullport/protocol'
 import type { Peer } from '../connections/peer.js'
-import { withHint } from '../fix-hints.js'
 import type { Links } from '../links/links.js'
 import type { RouterState } from '../state.js'
 import { liveBinding, localTerminator, type TerminatorSelection } from '../terminators/selection.js'
@@ -79,7 +78,7 @@ export class Dialer {
     message: string,
     ctx: Record<string, unknown>,
   ): void {
-    const msg = withHint(code, message)
+    const msg = withFixHint(code, message)
     this.state.log.info({ code, ...ctx, reason: msg, ...peer.describe() }, 'dial refused')
     peer.send({ type: FrameType.DIAL_FAILED, circuitId, flags: 0, payload: { code, message: msg } })
     if (peer.kind === 'sdk') this.state.metrics.dial('refused')

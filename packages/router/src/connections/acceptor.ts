@@ -5,8 +5,7 @@
  * policy data is there, and handed to the dispatch.
  */
 import tls from 'node:tls'
-import { FrameConnection } from '@nullport/protocol'
-import type { HostPort } from '../config.js'
+import { FrameConnection, type HostPort } from '@nullport/protocol'
 import type { RouterState } from '../state.js'
 import { certificateSubject, checkCertificate } from './certificate-check.js'
 import type { Dispatch } from './dispatch.js'

@@ -5,10 +5,9 @@
  * names an identity (SDK) or router that exists in the policy data, is enabled, and lists the
  * certificate's fingerprint among its current ones (re-enrollment and deletion revoke at once).
  */
-import { createHash, type X509Certificate } from 'node:crypto'
-import type { PolicyIndex } from '@nullport/protocol'
+import type { X509Certificate } from 'node:crypto'
+import { certFingerprint, type PolicyIndex, spiffeIdFromSan, withFixHint } from '@nullport/protocol'
 import type { RouterWireCode } from '../errors.js'
-import { withHint } from '../fix-hints.js'
 import type { Peer, PeerKind } from './peer.js'
 
 /** Who a peer certificate names. */
@@ -49,7 +48,7 @@ export function checkCertificate(
   if (entity.disabled) {
     const code = sdk ? 'ERR_IDENTITY_DISABLED' : 'ERR_ROUTER_DISABLED'
     if (connectedAs !== null) return refused(code, `${what} was disabled`)
-    return refused(code, sdk ? withHint(code, `${what} is disabled`) : `${what} is disabled`)
+    return refused(code, sdk ? withFixHint(code, `${what} is disabled`) : `${what} is disabled`)
   }
   if (!subject.fingerprint || !entity.certFingerprints?.includes(subject.fingerprint)) {
     const why = sdk
@@ -80,40 +79,7 @@ function refused(code: RouterWireCode, message: string): CertCheck {
  * SAN and the fingerprint; null when the certificate names neither.
  */
 export function certificateSubject(cert: X509Certificate, trustDomain: string): CertSubject | null {
-  const s = spiffeOf(cert.subjectAltName, trustDomain)
+  const s = spiffeIdFromSan(cert.subjectAltName, trustDomain)
   if (!s || (s.kind !== 'identity' && s.kind !== 'router')) return null
   return { kind: s.kind === 'identity' ? 'sdk' : 'router', id: s.id, fingerprint: certFingerprint(cert) }
-}
-
-/** Lower-case hex SHA-256 of a certificate's DER. */
-export function certFingerprint(cert: X509Certificate): string {
-  return createHash('sha256').update(cert.raw).digest('hex')
-}
-
-/** URI SANs of a certificate, from Node's `subjectAltName` text (`URI:spiffe://..., IP Address:...`). */
-export function uriSans(subjectAltName: string | undefined): string[] {
-  if (!subjectAltName) return []
-  const out: string[] = []
-  for (const part of subjectAltName.split(/,\s*/)) {
-    if (!part.startsWith('URI:')) continue
-    let v = part.slice(4)
-    if (v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1)
-    out.push(v)
-  }
-  return out
-}
-
-/** The (kind, id) of the first `spiffe://<trustDomain>/<kind>/<id>` URI SAN, or null. */
-export function spiffeOf(
-  subjectAltName: string | undefined,
-  trustDomain: string,
-): { kind: string; id: string } | null {
-  const prefix = `spiffe://${trustDomain}/`
-  for (const uri of uriSans(subjectAltName)) {
-    if (!uri.startsWith(prefix)) continue
-    const rest = uri.slice(prefix.length).split('/')
-    if (rest.length !== 2 || !rest[0] || !rest[1]) continue
-    return { kind: rest[0], id: decodeURIComponent(rest[1]) }
-  }
-  return null
 }

@@ -5,11 +5,9 @@
  * a fresh snapshot after each reconnect.
  */
 import https from 'node:https'
-import type { RouterEvent } from '@nullport/protocol'
+import { Backoff, type RouterEvent, type SseEvent, SseParser } from '@nullport/protocol'
 import type { Logger } from 'pino'
-import { Backoff } from '../backoff.js'
 import { RouterError } from '../errors.js'
-import { type SseEvent, SseParser } from '../sse.js'
 
 export interface FabricClientOptions {
   /** Controller base URL (https://host:port). */
@@ -71,7 +69,10 @@ export class FabricClient {
     this.keyPem = opts.keyPem
     this.caPem = opts.caPem
     this.agent = this.makeAgent()
-    this.backoff = new Backoff({ baseMs: opts.reconnectBaseMs ?? 250, maxMs: opts.reconnectMaxMs ?? 10_000 })
+    this.backoff = new Backoff({
+      initialMs: opts.reconnectBaseMs ?? 250,
+      maxMs: opts.reconnectMaxMs ?? 10_000,
+    })
   }
 
   private makeAgent(): https.Agent {

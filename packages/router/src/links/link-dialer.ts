@@ -6,10 +6,16 @@
  */
 import { isIP } from 'node:net'
 import tls from 'node:tls'
-import { FrameConnection, FrameType, PROTOCOL_VERSION } from '@nullport/protocol'
-import { Backoff } from '../backoff.js'
-import { parseHostPort } from '../config.js'
-import { certFingerprint, checkPeer, spiffeOf } from '../connections/certificate-check.js'
+import {
+  Backoff,
+  certFingerprint,
+  FrameConnection,
+  FrameType,
+  PROTOCOL_VERSION,
+  spiffeIdFromSan,
+  tryParseHostPort,
+} from '@nullport/protocol'
+import { checkPeer } from '../connections/certificate-check.js'
 import type { Dispatch } from '../connections/dispatch.js'
 import { Peer } from '../connections/peer.js'
 import type { RouterState } from '../state.js'
@@ -52,7 +58,7 @@ export class LinkDialer {
       if (!d) {
         d = {
           routerId: id,
-          backoff: new Backoff({ baseMs: 250, maxMs: 10_000 }),
+          backoff: new Backoff({ initialMs: 250, maxMs: 10_000 }),
           timer: null,
           connecting: false,
           peer: null,
@@ -82,10 +88,8 @@ export class LinkDialer {
     if (s.stopping || !s.index) return
     const r = s.index.router(d.routerId)
     if (!r?.advertise || r.disabled) return
-    let hp: { host: string; port: number }
-    try {
-      hp = parseHostPort(r.advertise, 'advertise')
-    } catch {
+    const hp = tryParseHostPort(r.advertise)
+    if (!hp.ok) {
       s.log.warn({ peerRouter: r.id, advertise: r.advertise }, 'router advertises an invalid address')
       return
     }
@@ -100,7 +104,7 @@ export class LinkDialer {
       ...(isIP(hp.host) ? {} : { servername: hp.host }),
       minVersion: 'TLSv1.2',
       checkServerIdentity: (_host, cert) => {
-        const sp = spiffeOf(cert.subjectaltname, s.trustDomain)
+        const sp = spiffeIdFromSan(cert.subjectaltname, s.trustDomain)
         if (sp?.kind !== 'router' || sp.id !== expected) {
           return new Error(
             `the router at ${r.advertise} is not ${expected} (certificate names ${sp ? `${sp.kind}/${sp.id}` : 'nothing'})`,

@@ -5,11 +5,17 @@
  * service) run one after another; deletes that fail while the controller is away are retried
  * when it is back; after a resync the terminators the controller lost are created again.
  */
-import { type BindPayload, FrameType, type PolicySnapshot, type Terminator } from '@nullport/protocol'
+import {
+  type BindPayload,
+  FrameType,
+  type PolicySnapshot,
+  type Terminator,
+  type TerminatorPrecedence,
+  withFixHint,
+} from '@nullport/protocol'
 import type { Circuit } from '../circuits/circuit-table.js'
 import type { Peer } from '../connections/peer.js'
 import type { RouterError } from '../errors.js'
-import { withHint } from '../fix-hints.js'
 import type { RouterState } from '../state.js'
 
 /** One BIND of an SDK connection. */
@@ -19,7 +25,7 @@ export interface Binding {
   serviceId: string
   serviceName: string
   cost: number
-  precedence: 'default' | 'required' | 'failed'
+  precedence: TerminatorPrecedence
   maxConnections: number
   /** Set once the terminator exists. */
   terminator: LocalTerminator | null
@@ -34,7 +40,7 @@ export interface LocalTerminator {
   serviceId: string
   identityId: string
   cost: number
-  precedence: 'default' | 'required' | 'failed'
+  precedence: TerminatorPrecedence
   bindings: Binding[]
   /** Round-robin cursor over bindings. */
   next: number
@@ -65,7 +71,7 @@ export class Terminators {
       return
     }
     const fail = (code: string, message: string): void => {
-      const msg = withHint(code, message)
+      const msg = withFixHint(code, message)
       s.log.info(
         { code, service: p.service, bindId: p.bindId, reason: msg, ...peer.describe() },
         'bind refused',
