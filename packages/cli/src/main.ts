@@ -21,7 +21,7 @@ type Register = (program: Command) => void
  */
 const GROUPS: Record<string, () => Promise<{ register: Register }>> = {
   pki: () => import('./commands/pki.js'),
-  edge: () => import('./commands/edge.js'),
+  edge: () => import('./commands/edge/index.js'),
   controller: () => import('./commands/controller.js'),
   router: () => import('./commands/router.js'),
   tunnel: () => import('./commands/tunnel.js'),
