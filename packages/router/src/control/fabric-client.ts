@@ -1,11 +1,22 @@
 /**
  * The router's client of the controller's fabric API (`/fabric/v1`, mTLS with the router
- * certificate): JSON requests with bounded bodies and timeouts, and the policy event stream
- * (`GET /fabric/v1/stream`, server-sent events) with reconnect, exponential jittered backoff and
- * a fresh snapshot after each reconnect.
+ * certificate), over the protocol's HTTPS JSON client and event stream: JSON requests with
+ * bounded bodies and timeouts, and the policy event stream (`GET /fabric/v1/stream`,
+ * server-sent events) with reconnect, exponential jittered backoff and a fresh snapshot after
+ * each reconnect. Failures carry the router's codes (ERR_CONTROLLER_UNAVAILABLE,
+ * ERR_CONTROLLER_RESPONSE).
  */
-import https from 'node:https'
-import { Backoff, type RouterEvent, type SseEvent, SseParser } from '@nullport/protocol'
+import {
+  Backoff,
+  controllerError,
+  type EventStream,
+  HttpsJsonClient,
+  isProtocolError,
+  type JsonResponse,
+  openEventStream,
+  type RouterEvent,
+  type SseEvent,
+} from '@nullport/protocol'
 import type { Logger } from 'pino'
 import { RouterError } from '../errors.js'
 
@@ -40,18 +51,15 @@ export interface StreamHandlers {
 
 export class FabricClient {
   private readonly base: URL
-  private agent: https.Agent
-  /** Agents replaced by setCredentials(), destroyed once their requests had time to finish. */
-  private readonly retired = new Set<https.Agent>()
-  private certPem: string
-  private keyPem: string
-  private caPem: string
+  private readonly client: HttpsJsonClient
   private readonly opts: FabricClientOptions
+  private readonly timeoutMs: number
+  private readonly maxBytes: number
   private readonly log: Logger
   private stopped = false
-  private streamReq: import('node:http').ClientRequest | null = null
+  /** The open (or opening) event stream and how it ends. */
+  private stream: { events: EventStream; end: (err: Error) => void } | null = null
   private reconnectTimer: NodeJS.Timeout | null = null
-  private idleTimer: NodeJS.Timeout | null = null
   readonly backoff: Backoff
   /** True while the event stream is open. */
   connected = false
@@ -65,23 +73,18 @@ export class FabricClient {
       })
     }
     this.log = opts.logger
-    this.certPem = opts.certPem
-    this.keyPem = opts.keyPem
-    this.caPem = opts.caPem
-    this.agent = this.makeAgent()
+    this.timeoutMs = opts.requestTimeoutMs ?? 10_000
+    this.maxBytes = opts.maxResponseBytes ?? 8 * 1024 * 1024
+    this.client = new HttpsJsonClient({
+      baseUrl: this.base,
+      tls: { cert: opts.certPem, key: opts.keyPem, ca: opts.caPem },
+      timeoutMs: this.timeoutMs,
+      maxBytes: this.maxBytes,
+      maxSockets: 8,
+    })
     this.backoff = new Backoff({
       initialMs: opts.reconnectBaseMs ?? 250,
       maxMs: opts.reconnectMaxMs ?? 10_000,
-    })
-  }
-
-  private makeAgent(): https.Agent {
-    return new https.Agent({
-      keepAlive: true,
-      maxSockets: 8,
-      cert: this.certPem,
-      key: this.keyPem,
-      ca: this.caPem,
     })
   }
 
@@ -90,24 +93,7 @@ export class FabricClient {
    * under way finish on their connection; the previous pool is destroyed after the request timeout.
    */
   setCredentials(c: { certPem: string; keyPem: string; caPem: string }): void {
-    this.certPem = c.certPem
-    this.keyPem = c.keyPem
-    this.caPem = c.caPem
-    const old = this.agent
-    this.agent = this.makeAgent()
-    if (this.stopped) {
-      old.destroy()
-      return
-    }
-    this.retired.add(old)
-    const t = setTimeout(
-      () => {
-        this.retired.delete(old)
-        old.destroy()
-      },
-      (this.opts.requestTimeoutMs ?? 10_000) + 1000,
-    )
-    t.unref()
+    this.client.setTls({ cert: c.certPem, key: c.keyPem, ca: c.caPem })
   }
 
   /** `POST /fabric/v1/renew {csr}`: a new certificate for the CSR's key (see renew.ts). */
@@ -115,83 +101,47 @@ export class FabricClient {
     return this.request('POST', '/fabric/v1/renew', { csr: csrPem })
   }
 
-  private url(path: string): URL {
-    return new URL(path, this.base)
+  /** JSON request; resolves to `data` of the envelope. Errors: ERR_CONTROLLER_UNAVAILABLE, ERR_CONTROLLER_RESPONSE. */
+  async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    if (this.stopped) throw new RouterError('ERR_ROUTER_STOPPED', 'the router is stopped')
+    let r: JsonResponse
+    try {
+      r = await this.client.request(method, path, body === undefined ? {} : { body })
+    } catch (err) {
+      throw this.requestError(method, path, err)
+    }
+    if (r.status >= 200 && r.status < 300) {
+      // The controller answers again: do not wait out the stream's backoff.
+      if (!this.connected) this.reconnectNow()
+      return ((r.json as { data?: unknown } | undefined)?.data ?? r.json) as T
+    }
+    const e = controllerError(r)
+    throw new RouterError(
+      'ERR_CONTROLLER_RESPONSE',
+      `${method} ${path} failed with HTTP ${r.status}${e.code ? ` ${e.code}` : ''}: ${e.message ?? r.text.slice(0, 200)}`,
+      { status: r.status, apiCode: e.code },
+    )
   }
 
-  /** JSON request; resolves to `data` of the envelope. Errors: ERR_CONTROLLER_UNAVAILABLE, ERR_CONTROLLER_RESPONSE. */
-  request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const timeout = this.opts.requestTimeoutMs ?? 10_000
-    const maxBytes = this.opts.maxResponseBytes ?? 8 * 1024 * 1024
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
-    return new Promise<T>((resolve, reject) => {
-      if (this.stopped) {
-        reject(new RouterError('ERR_ROUTER_STOPPED', 'the router is stopped'))
-        return
-      }
-      const u = this.url(path)
-      const headers: Record<string, string | number> = { accept: 'application/json' }
-      if (payload) {
-        headers['content-type'] = 'application/json'
-        headers['content-length'] = payload.length
-      }
-      const req = https.request(u, { method, agent: this.agent, headers, timeout }, (res) => {
-        const chunks: Buffer[] = []
-        let size = 0
-        res.on('data', (c: Buffer) => {
-          size += c.length
-          if (size > maxBytes) {
-            req.destroy(
-              new RouterError(
-                'ERR_CONTROLLER_RESPONSE',
-                `${method} ${path}: response larger than ${maxBytes} bytes`,
-              ),
-            )
-            return
-          }
-          chunks.push(c)
-        })
-        res.on('error', reject)
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          let json: unknown
-          try {
-            json = text.length > 0 ? JSON.parse(text) : {}
-          } catch {
-            json = undefined
-          }
-          const status = res.statusCode ?? 0
-          if (status >= 200 && status < 300) {
-            resolve(((json as { data?: unknown } | undefined)?.data ?? json) as T)
-            // The controller answers again: do not wait out the stream's backoff.
-            if (!this.connected) this.reconnectNow()
-            return
-          }
-          const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error
-          reject(
-            new RouterError(
-              'ERR_CONTROLLER_RESPONSE',
-              `${method} ${path} failed with HTTP ${status}${e?.code ? ` ${e.code}` : ''}: ${e?.message ?? text.slice(0, 200)}`,
-              { status, apiCode: e?.code },
-            ),
-          )
-        })
-      })
-      req.on('timeout', () => req.destroy(new Error(`timed out after ${timeout} ms`)))
-      req.on('error', (err) => {
-        if (err instanceof RouterError) reject(err)
-        else
-          reject(
-            new RouterError(
-              'ERR_CONTROLLER_UNAVAILABLE',
-              `${method} ${path}: controller ${this.base.origin} unreachable: ${err.message}`,
-              {},
-              { cause: err },
-            ),
-          )
-      })
-      req.end(payload)
-    })
+  private requestError(method: string, path: string, err: unknown): RouterError {
+    if (isProtocolError(err) && err.code === 'ERR_HTTPS_BODY_TOO_LARGE') {
+      return new RouterError(
+        'ERR_CONTROLLER_RESPONSE',
+        `${method} ${path}: response larger than ${this.maxBytes} bytes`,
+        {},
+        { cause: err },
+      )
+    }
+    const why =
+      isProtocolError(err) && err.code === 'ERR_HTTPS_TIMEOUT'
+        ? `timed out after ${this.timeoutMs} ms`
+        : (((err as Error).cause as Error | undefined)?.message ?? (err as Error).message)
+    return new RouterError(
+      'ERR_CONTROLLER_UNAVAILABLE',
+      `${method} ${path}: controller ${this.base.origin} unreachable: ${why}`,
+      {},
+      { cause: err },
+    )
   }
 
   /** Opens the event stream and keeps it open (reconnecting) until `stop()`. */
@@ -231,122 +181,95 @@ export class FabricClient {
   private openStream(h: StreamHandlers): Promise<void> {
     const idleMs = this.opts.streamIdleTimeoutMs ?? 60_000
     return new Promise<void>((resolve, reject) => {
-      const u = this.url('/fabric/v1/stream')
-      const req = https.request(u, {
-        method: 'GET',
-        // A dedicated connection (not the keep-alive pool): the stream is long-lived.
-        agent: false,
-        cert: this.certPem,
-        key: this.keyPem,
-        ca: this.caPem,
-        headers: { accept: 'text/event-stream', 'cache-control': 'no-cache' },
-      })
-      this.streamReq = req
       let opened = false
-      let ended = false
-      const finish = (err: Error | null): void => {
-        if (ended) return
-        ended = true
-        if (this.idleTimer) clearTimeout(this.idleTimer)
-        this.idleTimer = null
-        if (this.streamReq === req) this.streamReq = null
-        req.destroy()
+      const end = (err: Error): void => {
+        if (this.stream?.events !== events) return
+        this.stream = null
         if (!opened) {
-          reject(err ?? new Error('stream closed before opening'))
+          reject(err)
           return
         }
         this.connected = false
         h.onDisconnected?.(err)
         this.reconnect()
       }
-      const armIdle = (): void => {
-        if (this.idleTimer) clearTimeout(this.idleTimer)
-        this.idleTimer = setTimeout(() => finish(new Error(`no event for ${idleMs} ms`)), idleMs)
-        this.idleTimer.unref()
-      }
-      req.on('response', (res) => {
-        if (res.statusCode !== 200) {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => {
-            if (chunks.length < 16) chunks.push(c)
-          })
-          res.on('end', () =>
-            finish(
-              new RouterError(
-                'ERR_CONTROLLER_RESPONSE',
-                `GET /fabric/v1/stream failed with HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`,
-                { status: res.statusCode },
-              ),
-            ),
-          )
-          return
-        }
-        const parser = new SseParser({
-          ...(this.opts.maxSseLineBytes !== undefined ? { maxLineBytes: this.opts.maxSseLineBytes } : {}),
-          ...(this.opts.maxSseEventBytes !== undefined ? { maxEventBytes: this.opts.maxSseEventBytes } : {}),
-        })
-        opened = true
-        this.connected = true
-        armIdle()
-        resolve()
-        h.onConnected?.()
-        res.on('data', (chunk: Buffer) => {
-          if (ended) return
-          armIdle()
-          let events: SseEvent[]
-          try {
-            events = parser.push(chunk)
-          } catch (err) {
-            finish(err as Error)
-            return
-          }
-          for (const ev of events) {
-            if (ended) return
-            let parsed: RouterEvent
-            try {
-              parsed = JSON.parse(ev.data) as RouterEvent
-              if (typeof parsed !== 'object' || parsed === null) throw new Error('not an object')
-              if ((parsed as { type?: unknown }).type === undefined)
-                (parsed as { type: string }).type = ev.event
-            } catch (err) {
-              finish(
-                new RouterError(
-                  'ERR_CONTROLLER_RESPONSE',
-                  `stream event "${ev.event}" is not valid JSON: ${(err as Error).message}`,
-                ),
-              )
-              return
-            }
-            try {
-              h.onEvent(parsed)
-            } catch (err) {
-              this.log.error({ err }, 'handling a controller event failed; resyncing')
-              finish(err as Error)
-              return
-            }
-          }
-        })
-        res.on('end', () => finish(new Error('controller closed the stream')))
-        res.on('error', (err) => finish(err))
-        res.on('close', () => finish(new Error('stream connection closed')))
+      const events = openEventStream({
+        url: new URL('/fabric/v1/stream', this.base),
+        tls: this.client.tls,
+        idleTimeoutMs: idleMs,
+        ...(this.opts.maxSseLineBytes !== undefined ? { maxLineBytes: this.opts.maxSseLineBytes } : {}),
+        ...(this.opts.maxSseEventBytes !== undefined ? { maxEventBytes: this.opts.maxSseEventBytes } : {}),
+        onOpen: () => {
+          opened = true
+          this.connected = true
+          resolve()
+          h.onConnected?.()
+        },
+        onEvent: (ev) => this.onStreamEvent(ev, h),
+        onEnd: (err) => end(streamError(err, idleMs)),
       })
-      req.on('error', (err) => finish(err))
-      req.end()
+      this.stream = { events, end }
     })
+  }
+
+  /** One server-sent event: a RouterEvent in JSON (`type` defaults to the event name). A throw ends the stream. */
+  private onStreamEvent(ev: SseEvent, h: StreamHandlers): void {
+    let parsed: RouterEvent
+    try {
+      parsed = JSON.parse(ev.data) as RouterEvent
+      if (typeof parsed !== 'object' || parsed === null) throw new Error('not an object')
+      if ((parsed as { type?: unknown }).type === undefined) (parsed as { type: string }).type = ev.event
+    } catch (err) {
+      throw new RouterError(
+        'ERR_CONTROLLER_RESPONSE',
+        `stream event "${ev.event}" is not valid JSON: ${(err as Error).message}`,
+      )
+    }
+    try {
+      h.onEvent(parsed)
+    } catch (err) {
+      this.log.error({ err }, 'handling a controller event failed; resyncing')
+      throw err
+    }
   }
 
   /** Drops the current stream and reconnects (fresh snapshot). */
   resync(): void {
-    this.streamReq?.destroy(new Error('resync'))
+    const s = this.stream
+    if (!s) return
+    s.events.close()
+    s.end(new Error('resync'))
   }
 
   stop(): void {
     this.stopped = true
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
-    if (this.idleTimer) clearTimeout(this.idleTimer)
-    this.streamReq?.destroy()
-    this.agent.destroy()
-    for (const a of this.retired) a.destroy()
-    this.retired.clear()
+    this.stream?.events.close()
+    this.stream = null
+    this.connected = false
+    this.client.close()
+  }
+}
+
+/** The router's words for why an open stream ended (the protocol's errors keep their codes otherwise). */
+function streamError(err: Error, idleMs: number): Error {
+  if (!isProtocolError(err)) return err
+  switch (err.code) {
+    case 'ERR_HTTPS_STATUS': {
+      const d = err.details as { status?: number; text?: string }
+      return new RouterError(
+        'ERR_CONTROLLER_RESPONSE',
+        `GET /fabric/v1/stream failed with HTTP ${d.status}: ${(d.text ?? '').slice(0, 300)}`,
+        { status: d.status },
+      )
+    }
+    case 'ERR_HTTPS_TIMEOUT':
+      return new Error(`no event for ${idleMs} ms`)
+    case 'ERR_HTTPS_STREAM_ENDED':
+      return new Error('controller closed the stream')
+    case 'ERR_HTTPS_UNREACHABLE':
+      return (err.cause as Error | undefined) ?? err
+    default:
+      return err
   }
 }
