@@ -2,9 +2,11 @@
 import { writeSecretFile } from '@nullport/protocol'
 import { CliError } from '../../errors.js'
 import type { Envelope } from '../../lib/rest.js'
+import { terminalSafe } from '../../lib/terminal-text.js'
 
 export function out(s: string): void {
-  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`)
+  const safe = terminalSafe(s)
+  process.stdout.write(safe.endsWith('\n') ? safe : `${safe}\n`)
 }
 
 export function printJson(v: unknown): void {
@@ -13,7 +15,7 @@ export function printJson(v: unknown): void {
 
 export function printWarnings(meta: Envelope['meta'] | undefined): void {
   for (const w of meta?.warnings ?? [])
-    process.stderr.write(`warning: ${String(w).replace(/\s*\n\s*/g, ' ')}\n`)
+    process.stderr.write(`warning: ${terminalSafe(String(w).replace(/\s*\n\s*/g, ' '))}\n`)
 }
 
 export function oneLine(s: string): string {
