@@ -6,15 +6,14 @@ import {
   type E2EHello,
   type E2EOwnIdentity,
   type E2ESession,
-  FrameType,
   hostAccept,
 } from '@nullport/protocol'
 import { Backoff } from './backoff.js'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'
-import { OverlaySocket, type PeerIdentity } from './overlay-socket.js'
+import type { OverlaySocket, PeerIdentity } from './overlay-socket.js'
 import { remoteError, wireCode, wireMessage } from './remote-error.js'
-import type { BindHandler, RouterConnection } from './router-connection.js'
+import type { BindHandler, PendingAccept, RouterConnection } from './router-connection.js'
 
 /** Options of `ctx.listen()`. */
 export interface ListenOptions {
@@ -349,16 +348,13 @@ export class OverlayServer extends EventEmitter {
     return this.binds.size > 0
   }
 
-  /** @internal A DIAL from a router for this service. */
-  handleDial(conn: RouterConnection, circuitId: number, p: DialPayload): void {
-    const fail = (code: string, message: string): void => {
-      conn.send({
-        type: FrameType.DIAL_FAILED,
-        circuitId,
-        flags: 0,
-        payload: { code, message: message.slice(0, 1024) },
-      })
-    }
+  /**
+   * @internal A DIAL from a router for this service, reserved on `conn` until this server
+   * accepts or refuses it.
+   */
+  handleDial(conn: RouterConnection, dial: PendingAccept): void {
+    const p = dial.payload
+    const fail = (code: string, message: string): void => conn.refuse(dial, code, message)
     if (this.closing) {
       fail('ERR_SERVICE_NOT_LISTENING', `the host is closing service ${this.service}`)
       return
@@ -429,7 +425,7 @@ export class OverlayServer extends EventEmitter {
     const incoming: IncomingDial = { service: this.service, dialer: remote, appData: p.appData, circuitTag }
     const admit = this.opts.admit
     if (!admit) {
-      this.accept(conn, circuitId, session, hello, incoming, undefined)
+      this.accept(conn, dial, session, hello, incoming, undefined)
       return
     }
     this.admitting++
@@ -439,12 +435,12 @@ export class OverlayServer extends EventEmitter {
         (value) => {
           this.admitting--
           if (this.closing || !conn.ready) {
-            const d = (value as { destroy?: unknown } | null)?.destroy
-            if (typeof d === 'function') d.call(value)
+            destroyAdmitted(value)
             fail('ERR_SERVICE_NOT_LISTENING', `the host is closing service ${this.service}`)
             return
           }
-          this.accept(conn, circuitId, session, hello, incoming, value)
+          // the router closed the circuit while admit() ran (the dialer gave up)
+          if (!this.accept(conn, dial, session, hello, incoming, value)) destroyAdmitted(value)
         },
         (err: unknown) => {
           this.admitting--
@@ -455,44 +451,40 @@ export class OverlayServer extends EventEmitter {
 
   private admitting = 0
 
+  /** Accepts the dial on its connection and emits 'connection'; false when it is no longer pending. */
   private accept(
     conn: RouterConnection,
-    circuitId: number,
+    dial: PendingAccept,
     session: E2ESession | null,
     hello: E2EHello | undefined,
     incoming: IncomingDial,
     admitted: unknown,
-  ): void {
-    const remote = incoming.dialer
+  ): boolean {
     const circuitTag = incoming.circuitTag
-    const socket = new OverlaySocket({
-      link: conn,
-      circuitId,
-      e2e: session,
-      remoteIdentity: remote,
-      localIdentity: this.host.identity,
-      service: this.service,
-      circuitTag,
-      routerId: conn.routerId,
-      allowHalfOpen: this.opts.allowHalfOpen,
-    })
-    conn.attach(circuitId, socket)
-    conn.send({
-      type: FrameType.DIAL_SUCCESS,
-      circuitId,
-      flags: 0,
-      payload: {
+    const socket = conn.accept(
+      dial,
+      {
+        e2e: session,
+        remoteIdentity: incoming.dialer,
+        localIdentity: this.host.identity,
+        service: this.service,
+        circuitTag,
+        allowHalfOpen: this.opts.allowHalfOpen,
+      },
+      {
         hostIdentity: { id: this.host.identity.id, name: this.host.identity.name },
         circuitTag,
         ...(hello ? { e2e: hello } : {}),
       },
-    })
+    )
+    if (socket === null) return false
     this.connections.add(socket)
     socket.once('close', () => {
       this.connections.delete(socket)
       if (this.closing && this.connections.size === 0) this.emit('all-connections-closed')
     })
     this.emit('connection', socket, incoming, admitted)
+    return true
   }
 
   /**
@@ -528,4 +520,10 @@ export class OverlayServer extends EventEmitter {
   get closed(): boolean {
     return this.closing
   }
+}
+
+/** An admitted value (e.g. a tunneler's underlay socket) of a dial that cannot be accepted any more. */
+function destroyAdmitted(value: unknown): void {
+  const d = (value as { destroy?: unknown } | null)?.destroy
+  if (typeof d === 'function') d.call(value)
 }

@@ -1,0 +1,69 @@
+import type { BackoffOptions } from './backoff.js'
+import { SdkError } from './errors.js'
+import type { Logger } from './logger.js'
+import type { RenewOption } from './renew.js'
+
+/** Options of `loadContext()`. */
+export interface ContextOptions {
+  /** pino-compatible logger. Default: silent. */
+  logger?: Logger
+  /** Controller URL; default: the one in the identity file. */
+  controller?: string
+  /** TLS connect + HELLO timeout for routers, in ms. Default 10000. */
+  connectTimeoutMs?: number
+  /** Interval of router latency pings, in ms. Default 15000. */
+  pingIntervalMs?: number
+  /** Default dial timeout, in ms. Default 15000. */
+  dialTimeoutMs?: number
+  /** Backoff of reconnects to the controller event stream and to routers. Default 250 ms .. 30 s. */
+  reconnect?: BackoffOptions
+  /** If the event stream is silent this long (ms), it is reconnected. Default 90000. */
+  eventsIdleTimeoutMs?: number
+  /** Agent string sent in HELLO. Default `nullport-sdk-node/<version>`. */
+  agent?: string
+  /**
+   * Automatic renewal of the identity certificate: `{ fraction }` renews once that share of its
+   * lifetime has passed (default 2/3); `false` disables it. A context loaded from a file rewrites
+   * the file (atomically, 0600) with the renewed certificate and key.
+   */
+  renew?: RenewOption
+}
+
+/** The timing options of a context, validated, with their defaults. */
+export interface ContextTimings {
+  connectTimeoutMs: number
+  pingIntervalMs: number
+  dialTimeoutMs: number
+  eventsIdleTimeoutMs: number
+  reconnect: BackoffOptions
+  agent: string
+}
+
+/** A positive integer option (ms), or its default; ERR_INVALID_OPTION names the field. */
+export function checkPositiveInt(name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt
+  if (!Number.isInteger(v) || v <= 0)
+    throw new SdkError('ERR_INVALID_OPTION', `option ${name} must be a positive integer (ms), got ${v}`)
+  return v
+}
+
+/** Validates the timing options once (messages name the field) and fills in the defaults. */
+export function contextTimings(opts: ContextOptions): ContextTimings {
+  return {
+    connectTimeoutMs: checkPositiveInt('connectTimeoutMs', opts.connectTimeoutMs, 10_000),
+    pingIntervalMs: checkPositiveInt('pingIntervalMs', opts.pingIntervalMs, 15_000),
+    dialTimeoutMs: checkPositiveInt('dialTimeoutMs', opts.dialTimeoutMs, 15_000),
+    eventsIdleTimeoutMs: checkPositiveInt('eventsIdleTimeoutMs', opts.eventsIdleTimeoutMs, 90_000),
+    reconnect: opts.reconnect ?? {},
+    agent: opts.agent ?? 'nullport-sdk-node/0.1.0',
+  }
+}
+
+/** The controller URL: option `controller`, else the identity file's. */
+export function controllerUrl(opts: ContextOptions, fromFile: string): string {
+  try {
+    return new URL(opts.controller ?? fromFile).toString()
+  } catch (err) {
+    throw new SdkError('ERR_INVALID_OPTION', `option controller must be an https:// URL`, {}, { cause: err })
+  }
+}
