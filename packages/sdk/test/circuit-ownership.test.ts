@@ -16,6 +16,7 @@ import {
   hostAccept,
 } from '@nullport/protocol'
 import { type Context, loadContext } from '../src/context.js'
+import { isSdkError } from '../src/errors.js'
 import type { OverlaySocket } from '../src/overlay-socket.js'
 import {
   circuitTag,
@@ -151,6 +152,32 @@ describe('circuit ownership: frames in the same read as the circuit opening', ()
       assert.equal(await text, 'hello world')
     })
   }
+
+  it('dialer: a CLOSE {code} in the same write as DIAL_SUCCESS fails the dial with that code', async () => {
+    router.onFrame = (peer: RouterPeer, f: Frame) => {
+      if (f.type !== FrameType.DIAL) return
+      peer.sendTogether([
+        {
+          type: FrameType.DIAL_SUCCESS,
+          circuitId: f.circuitId,
+          flags: 0,
+          payload: { hostIdentity: { id: bob.id, name: bob.name }, circuitTag: circuitTag() },
+        },
+        {
+          type: FrameType.CLOSE,
+          circuitId: f.circuitId,
+          flags: 0,
+          payload: { code: 'ERR_REVOKED', message: 'the dial policy was removed' },
+        },
+      ])
+    }
+    const ctx = await context(alice)
+    await assert.rejects(ctx.dial('plain'), (err: unknown) => {
+      assert.ok(isSdkError(err, 'ERR_REVOKED'), String(err))
+      assert.match(err.message, /the dial policy was removed/)
+      return true
+    })
+  })
 
   it('host: DATA and HALF_CLOSE written together right after DIAL_SUCCESS reach the accepted socket', async () => {
     const ctx = await context(bob)
