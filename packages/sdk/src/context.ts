@@ -9,7 +9,7 @@ import {
 import { type ContextOptions, contextTimings, controllerUrl } from './context-options.js'
 import { ControlSync } from './control-sync.js'
 import { ControllerClient } from './controller-client.js'
-import { type DialOptions, Dialer } from './dialer.js'
+import { Dialer, type DialOptions } from './dialer.js'
 import { SdkError } from './errors.js'
 import { Hosting } from './hosting.js'
 import { type Logger, silentLogger } from './logger.js'
