@@ -37,6 +37,8 @@ export type ProtocolErrorCode =
   | 'ERR_PKI_CA_NOT_FOUND'
   // data plane: a circuit's sender exceeded its credit window (CLOSE code, docs/protocol.md)
   | 'ERR_FLOW_CONTROL'
+  // `HOST:PORT` text (net/host-port.ts); details.reason says why
+  | 'ERR_HOST_PORT'
 
 export class ProtocolError extends Error {
   readonly code: ProtocolErrorCode

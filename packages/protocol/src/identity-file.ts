@@ -1,6 +1,7 @@
-import { chmod, open, readFile, rename, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { ProtocolError } from './errors.js'
+import { writeSecretFile } from './fs/atomic.js'
 
 /**
  * An identity file, written by enrollment with mode 0600. Holds everything an SDK, tunneler or
@@ -27,118 +28,134 @@ export interface IdentityFile {
 
 const MAX_IDENTITY_FILE = 256 * 1024
 
-function malformed(path: string, why: string): ProtocolError {
-  return new ProtocolError('ERR_IDENTITY_FILE_MALFORMED', `identity file ${path} is malformed: ${why}`, {
+function malformedError(path: string, why: string, label = path): ProtocolError {
+  return new ProtocolError('ERR_IDENTITY_FILE_MALFORMED', `identity file ${label} is malformed: ${why}`, {
     path,
   })
 }
 
-/** Checks an already-parsed object is an IdentityFile; throws ERR_IDENTITY_FILE_MALFORMED naming the field. */
-export function parseIdentityFile(value: unknown, path = '<memory>'): IdentityFile {
+/**
+ * Checks an already-parsed object is an IdentityFile; throws ERR_IDENTITY_FILE_MALFORMED naming
+ * the field. `label` names the file in messages (default `path`).
+ */
+export function parseIdentityFile(value: unknown, path = '<memory>', label = path): IdentityFile {
+  const malformed = (why: string): ProtocolError => malformedError(path, why, label)
   if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw malformed(path, 'not a JSON object')
+    throw malformed('not a JSON object')
   const v = value as Record<string, unknown>
   const allowed = new Set(['version', 'kind', 'id', 'name', 'controller', 'cert', 'key', 'ca', 'trustDomain'])
-  for (const k of Object.keys(v)) if (!allowed.has(k)) throw malformed(path, `unknown field "${k}"`)
-  if (v.version !== 1) throw malformed(path, `"version" must be 1`)
-  if (v.kind !== 'identity' && v.kind !== 'router')
-    throw malformed(path, `"kind" must be "identity" or "router"`)
+  for (const k of Object.keys(v)) if (!allowed.has(k)) throw malformed(`unknown field "${k}"`)
+  if (v.version !== 1) throw malformed(`"version" must be 1`)
+  if (v.kind !== 'identity' && v.kind !== 'router') throw malformed(`"kind" must be "identity" or "router"`)
   for (const f of ['id', 'name', 'controller', 'cert', 'key', 'ca', 'trustDomain'] as const) {
     if (typeof v[f] !== 'string' || (v[f] as string).length === 0)
-      throw malformed(path, `"${f}" must be a non-empty string`)
+      throw malformed(`"${f}" must be a non-empty string`)
   }
   try {
     const u = new URL(v.controller as string)
     if (u.protocol !== 'https:') throw new Error('not https')
   } catch {
-    throw malformed(path, `"controller" must be an https:// URL`)
+    throw malformed(`"controller" must be an https:// URL`)
   }
   for (const f of ['cert', 'ca'] as const) {
     if (!(v[f] as string).includes('-----BEGIN CERTIFICATE-----'))
-      throw malformed(path, `"${f}" must hold PEM certificates`)
+      throw malformed(`"${f}" must hold PEM certificates`)
   }
   if (!(v.key as string).includes('-----BEGIN PRIVATE KEY-----'))
-    throw malformed(path, `"key" must hold a PEM PKCS#8 private key`)
+    throw malformed(`"key" must hold a PEM PKCS#8 private key`)
   return v as unknown as IdentityFile
 }
 
-/** Reads and validates an identity file. Errors: ERR_IDENTITY_FILE_MISSING, ERR_IDENTITY_FILE_MALFORMED. */
-export async function loadIdentityFile(path: string): Promise<IdentityFile> {
-  let text: string
-  try {
-    const fh = await open(path, 'r')
-    try {
-      const st = await fh.stat()
-      if (st.size > MAX_IDENTITY_FILE) throw malformed(path, `larger than ${MAX_IDENTITY_FILE} bytes`)
-      text = await fh.readFile('utf8')
-    } finally {
-      await fh.close()
-    }
-  } catch (err) {
-    if (err instanceof ProtocolError) throw err
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') {
-      throw new ProtocolError(
-        'ERR_IDENTITY_FILE_MISSING',
-        `identity file ${path} does not exist: enroll first with \`nullport edge enroll NAME.jwt\``,
-        { path },
-        { cause: err },
-      )
-    }
-    throw new ProtocolError(
+export interface LoadIdentityFileOptions {
+  /**
+   * How messages name the file, default the path (e.g. `${path} (NULLPORT_IDENTITY)` when the
+   * path came from an environment variable).
+   */
+  label?: string
+}
+
+function readError(path: string, label: string, err: unknown): ProtocolError {
+  if (err instanceof ProtocolError) return err
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENOENT') {
+    return new ProtocolError(
       'ERR_IDENTITY_FILE_MISSING',
-      `identity file ${path} cannot be read: ${(err as Error).message}`,
+      `identity file ${label} does not exist: enroll first with \`nullport edge enroll NAME.jwt\``,
       { path },
       { cause: err },
     )
   }
+  return new ProtocolError(
+    'ERR_IDENTITY_FILE_MISSING',
+    `identity file ${label} cannot be read: ${(err as Error).message}`,
+    { path },
+    { cause: err },
+  )
+}
+
+function tooLarge(path: string, label: string, size: number): ProtocolError | null {
+  return size > MAX_IDENTITY_FILE
+    ? malformedError(path, `larger than ${MAX_IDENTITY_FILE} bytes`, label)
+    : null
+}
+
+function fromText(text: string, path: string, label: string): IdentityFile {
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch (err) {
     throw new ProtocolError(
       'ERR_IDENTITY_FILE_MALFORMED',
-      `identity file ${path} is not valid JSON: ${(err as Error).message}`,
+      `identity file ${label} is not valid JSON: ${(err as Error).message}`,
       { path },
       { cause: err },
     )
   }
-  return parseIdentityFile(json, path)
+  return parseIdentityFile(json, path, label)
 }
 
 /**
- * Writes a file atomically with mode 0600: a temporary file in the same directory, fsync, rename.
- * A crash leaves either the old file or the new one, never half of one. With `exclusive`, refuses
- * to replace an existing file.
+ * Reads and validates an identity file (at most 256 KiB). Errors: ERR_IDENTITY_FILE_MISSING,
+ * ERR_IDENTITY_FILE_MALFORMED.
  */
-export async function writeSecretFile(
+export async function loadIdentityFile(
   path: string,
-  data: string | Uint8Array,
-  opts: { exclusive?: boolean } = {},
-): Promise<void> {
-  if (opts.exclusive) {
-    try {
-      await readFile(path)
-      const err = new Error(`${path} already exists`) as NodeJS.ErrnoException
-      err.code = 'EEXIST'
-      throw err
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-    }
-  }
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`)
-  const fh = await open(tmp, 'wx', 0o600)
+  opts: LoadIdentityFileOptions = {},
+): Promise<IdentityFile> {
+  const label = opts.label ?? path
+  let text: string
   try {
-    await fh.writeFile(data)
-    await fh.sync()
+    const fh = await open(path, 'r')
+    try {
+      const big = tooLarge(path, label, (await fh.stat()).size)
+      if (big) throw big
+      text = await fh.readFile('utf8')
+    } finally {
+      await fh.close()
+    }
   } catch (err) {
-    await fh.close().catch(() => {})
-    await unlink(tmp).catch(() => {})
-    throw err
+    throw readError(path, label, err)
   }
-  await fh.close()
-  await chmod(tmp, 0o600)
-  await rename(tmp, path)
+  return fromText(text, path, label)
+}
+
+/** loadIdentityFile(), synchronous (for calls that must fail at once, before any I/O is scheduled). */
+export function loadIdentityFileSync(path: string, opts: LoadIdentityFileOptions = {}): IdentityFile {
+  const label = opts.label ?? path
+  let text: string
+  try {
+    const fd = openSync(path, 'r')
+    try {
+      const big = tooLarge(path, label, fstatSync(fd).size)
+      if (big) throw big
+      text = readFileSync(fd, 'utf8')
+    } finally {
+      closeSync(fd)
+    }
+  } catch (err) {
+    throw readError(path, label, err)
+  }
+  return fromText(text, path, label)
 }
 
 /** Writes an identity file (mode 0600, atomically). */

@@ -5,6 +5,7 @@
  * Ids are opaque strings (controller-generated, URL-safe, e.g. `id_4Yf...`). Names are unique per
  * entity type. Role attributes are plain strings without the leading `#`.
  */
+import type { TerminatorPrecedence, TerminatorStrategyName } from './terminator-options.js'
 
 export type Semantic = 'AnyOf' | 'AllOf'
 export type PolicyType = 'Dial' | 'Bind'
@@ -22,7 +23,7 @@ export interface Identity {
   disabled: boolean
   /** Default hosting cost/precedence for its terminators. */
   defaultHostingCost: number
-  defaultHostingPrecedence: 'default' | 'required' | 'failed'
+  defaultHostingPrecedence: TerminatorPrecedence
   createdAt: string
   updatedAt: string
 }
@@ -34,7 +35,7 @@ export interface Service {
   /** Config ids. */
   configs: string[]
   encryptionRequired: boolean
-  terminatorStrategy: 'smartrouting' | 'weighted' | 'random' | 'sticky'
+  terminatorStrategy: TerminatorStrategyName
   maxIdleTimeMillis: number
   createdAt: string
   updatedAt: string
@@ -110,7 +111,7 @@ export interface Terminator {
   routerId: string
   identityId: string
   cost: number
-  precedence: 'default' | 'required' | 'failed'
+  precedence: TerminatorPrecedence
   createdAt: string
 }
 
@@ -137,7 +138,7 @@ export interface HostV1 {
   allowedSourceAddresses?: string[]
   listenOptions?: {
     cost?: number
-    precedence?: 'default' | 'required' | 'failed'
+    precedence?: TerminatorPrecedence
     maxConnections?: number
     identity?: string
     bindUsingEdgeIdentity?: boolean

@@ -14,7 +14,7 @@ import {
 } from '../src/e2e/index.js'
 import { isProtocolError, type ProtocolErrorCode } from '../src/errors.js'
 import { type E2EHello, encodeFrame, FrameDecoder, FrameType } from '../src/frames/index.js'
-import { createIntermediateCa, createLeaf, createRootCa, makeSpiffeId } from '../src/pki/pki.js'
+import { createIntermediateCa, createLeaf, createRootCa, makeSpiffeId } from '../src/pki/index.js'
 
 interface Net {
   caPem: string

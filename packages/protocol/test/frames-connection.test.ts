@@ -14,7 +14,7 @@ import {
   FrameType,
   frameBytesOf,
 } from '../src/frames/index.js'
-import { createIntermediateCa, createLeaf, createRootCa } from '../src/pki/pki.js'
+import { createIntermediateCa, createLeaf, createRootCa } from '../src/pki/index.js'
 
 /** A connected pair of real TCP sockets on 127.0.0.1 (server side accepted on port 0). */
 async function socketPair(): Promise<{ client: Socket; server: Socket; listener: Server }> {

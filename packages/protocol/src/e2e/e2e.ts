@@ -23,7 +23,7 @@ import {
 import { ProtocolError, type ProtocolErrorCode } from '../errors.js'
 import type { E2EHello } from '../frames/types.js'
 import { MAX_DATA_PAYLOAD } from '../frames/types.js'
-import { parseSpiffeId, spiffeIdOf, splitPem, verifyChain } from '../pki/pki.js'
+import { parseSpiffeId, spiffeIdOf, splitPem, verifyChain } from '../pki/index.js'
 
 export interface E2EOwnIdentity {
   /** PEM chain: leaf, intermediate. */

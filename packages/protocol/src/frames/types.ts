@@ -15,6 +15,7 @@
  * the side that accepted it even ids; 0 is the connection itself (hello, ping, bind control).
  * Every hop (SDK <-> router, router <-> router) has its own ids; routers rewrite them.
  */
+import type { TerminatorPrecedence } from '../terminator-options.js'
 
 export const PROTOCOL_VERSION = 1
 export const HEADER_SIZE = 12
@@ -118,7 +119,7 @@ export interface BindPayload {
   bindId: number
   service: string
   cost: number
-  precedence: 'default' | 'required' | 'failed'
+  precedence: TerminatorPrecedence
   maxConnections: number
 }
 export interface BindSuccessPayload {

@@ -6,6 +6,7 @@
  * optional field set to undefined is fine: JSON drops it).
  */
 import { ProtocolError } from '../errors.js'
+import { TERMINATOR_PRECEDENCES } from '../terminator-options.js'
 import { FrameType } from './types.js'
 
 /** Bounds of control payload fields (docs/protocol.md, "Number ranges"). */
@@ -123,7 +124,7 @@ const id = str(1, FieldLimits.id)
 const name = str(1, FieldLimits.name)
 const code = str(1, FieldLimits.code, CODE, 'letters, digits, _ . : -')
 const message = str(0, FieldLimits.message)
-const precedence = oneOf('default', 'required', 'failed')
+const precedence = oneOf(...TERMINATOR_PRECEDENCES)
 const bindId = int(0, FieldLimits.bindIdMax)
 const circuitTag = str(FieldLimits.circuitTag, FieldLimits.circuitTag, HEX32, '32 lower-case hex characters')
 const version = int(1, FieldLimits.versionMax)

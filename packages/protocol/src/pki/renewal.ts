@@ -5,7 +5,10 @@
  */
 import { createPublicKey, X509Certificate } from 'node:crypto'
 import { ProtocolError } from '../errors.js'
-import { fingerprintSha256, publicKeyPemOf, splitPem, verifyChain } from './pki.js'
+import { fingerprintSha256 } from './cert-ids.js'
+import { publicKeyPemOf } from './keys.js'
+import { splitPem } from './pem.js'
+import { verifyChain } from './verify.js'
 
 /** Fingerprint and validity of a certificate (the leaf of a chain). */
 export interface CertificateInfo {
