@@ -1,4 +1,4 @@
-import type { BackoffOptions } from './backoff.js'
+import { Backoff, type BackoffOptions } from '@nullport/protocol'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { RenewOption } from './renew.js'
@@ -47,6 +47,29 @@ export function checkPositiveInt(name: string, v: number | undefined, dflt: numb
   return v
 }
 
+/**
+ * The reconnect backoff: `initialMs` defaults to 250 ms but never above `maxMs` (so `{ maxMs: 100 }`
+ * means 100 ms steps); ERR_INVALID_OPTION names the field that is out of range.
+ */
+function checkReconnect(o: BackoffOptions | undefined): BackoffOptions {
+  if (o === undefined) return {}
+  if (typeof o !== 'object' || o === null)
+    throw new SdkError('ERR_INVALID_OPTION', 'option reconnect must be an object { initialMs, maxMs }')
+  const maxMs = o.maxMs ?? 30_000
+  const r: BackoffOptions = { ...o, initialMs: o.initialMs ?? Math.min(250, maxMs), maxMs }
+  try {
+    new Backoff(r)
+  } catch (err) {
+    throw new SdkError(
+      'ERR_INVALID_OPTION',
+      `option reconnect: ${(err as Error).message}`,
+      {},
+      { cause: err },
+    )
+  }
+  return r
+}
+
 /** Validates the timing options once (messages name the field) and fills in the defaults. */
 export function contextTimings(opts: ContextOptions): ContextTimings {
   return {
@@ -54,7 +77,7 @@ export function contextTimings(opts: ContextOptions): ContextTimings {
     pingIntervalMs: checkPositiveInt('pingIntervalMs', opts.pingIntervalMs, 15_000),
     dialTimeoutMs: checkPositiveInt('dialTimeoutMs', opts.dialTimeoutMs, 15_000),
     eventsIdleTimeoutMs: checkPositiveInt('eventsIdleTimeoutMs', opts.eventsIdleTimeoutMs, 90_000),
-    reconnect: opts.reconnect ?? {},
+    reconnect: checkReconnect(opts.reconnect),
     agent: opts.agent ?? 'nullport-sdk-node/0.1.0',
   }
 }

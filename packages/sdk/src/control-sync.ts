@@ -1,5 +1,10 @@
-import type { ClientEdgeRouter, ClientEvent, ClientService } from '@nullport/protocol'
-import { Backoff, type BackoffOptions } from './backoff.js'
+import {
+  Backoff,
+  type BackoffOptions,
+  type ClientEdgeRouter,
+  type ClientEvent,
+  type ClientService,
+} from '@nullport/protocol'
 import type { ControllerClient } from './controller-client.js'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'

@@ -6,6 +6,8 @@ import {
   dialerHello,
   type E2EOwnIdentity,
   type E2ESession,
+  policyAdvisorCommand,
+  wireCode as wireCodeInfo,
 } from '@nullport/protocol'
 import { checkPositiveInt } from './context-options.js'
 import type { ControlSync } from './control-sync.js'
@@ -94,7 +96,7 @@ export class Dialer {
     signal: AbortSignal,
   ): Promise<RouterConnection[]> {
     const me = this.o.identity.name
-    const advisor = `nullport edge policy-advisor identities ${me} ${name}`
+    const advisor = policyAdvisorCommand(me, name)
     let candidates: RouterConnection[]
     if (svc) {
       if (!svc.permissions.includes('Dial')) {
@@ -160,7 +162,7 @@ export class Dialer {
   private explain(err: Error, service: string): Error {
     if (!(err instanceof SdkError)) return err
     const me = this.o.identity.name
-    const advisor = `nullport edge policy-advisor identities ${me} ${service}`
+    const advisor = policyAdvisorCommand(me, service)
     const d = { ...err.details, identity: this.o.identity, service }
     switch (err.code) {
       case 'ERR_NO_DIAL_PERMISSION':
@@ -181,13 +183,14 @@ export class Dialer {
         if (/cannot reach/.test(err.message)) return err
         return new SdkError(
           err.code,
-          `service ${service} has no host: no identity is bound to it (start the hosting app, or check its Bind policy with \`nullport edge policy-advisor identities HOST ${service}\`)`,
+          `service ${service} has no host: no identity is bound to it (start the hosting app, or check its Bind policy with \`${policyAdvisorCommand('HOST', service)}\`)`,
           d,
         )
-      case 'ERR_NO_EDGE_ROUTER_POLICY':
-      case 'ERR_NO_SERVICE_EDGE_ROUTER_POLICY':
-        return new SdkError(err.code, `${err.message}: run \`${advisor}\``, d)
       default:
+        // other refusals the policy advisor explains (protocol wire-codes table): the router's
+        // message, and the command
+        if (wireCodeInfo(err.code)?.advisor === true)
+          return new SdkError(err.code, `${err.message}: run \`${advisor}\``, d)
         return err
     }
   }

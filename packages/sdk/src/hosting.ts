@@ -1,4 +1,4 @@
-import type { ClientService, E2EOwnIdentity } from '@nullport/protocol'
+import { type ClientService, type E2EOwnIdentity, policyAdvisorCommand } from '@nullport/protocol'
 import type { ControlSync } from './control-sync.js'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'
@@ -56,7 +56,7 @@ export class Hosting implements ServerHost {
           'error',
           new SdkError(
             'ERR_NO_EDGE_ROUTERS',
-            `identity ${this.identity.name} may use no edge router: run \`nullport edge policy-advisor identities ${this.identity.name} ${service}\``,
+            `identity ${this.identity.name} may use no edge router: run \`${policyAdvisorCommand(this.identity.name, service)}\``,
             { service },
           ),
         )

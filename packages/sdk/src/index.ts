@@ -3,7 +3,7 @@
  * port, policy checked by routers, and end-to-end encryption between the two SDKs.
  */
 
-export type { BackoffOptions } from './backoff.js'
+export type { BackoffOptions } from '@nullport/protocol'
 export { Context, loadContext } from './context.js'
 export type { ContextOptions } from './context-options.js'
 export type { DialOptions } from './dialer.js'

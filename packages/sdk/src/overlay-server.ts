@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
+  Backoff,
   type ClientService,
   type DialPayload,
   type E2EHello,
   type E2EOwnIdentity,
   type E2ESession,
   hostAccept,
+  policyAdvisorCommand,
 } from '@nullport/protocol'
-import { Backoff } from './backoff.js'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'
 import type { OverlaySocket, PeerIdentity } from './overlay-socket.js'
@@ -239,12 +240,17 @@ export class OverlayServer extends EventEmitter {
         new SdkError(
           svc.permissions.includes('Bind') ? 'ERR_NO_EDGE_ROUTERS' : 'ERR_NO_BIND_PERMISSION',
           svc.permissions.includes('Bind')
-            ? `service ${this.service} has no edge router that identity ${this.host.identity.name} may use: run \`nullport edge policy-advisor identities ${this.host.identity.name} ${this.service}\``
-            : `identity ${this.host.identity.name} has no Bind policy for service ${this.service}: run \`nullport edge policy-advisor identities ${this.host.identity.name} ${this.service}\``,
+            ? `service ${this.service} has no edge router that identity ${this.host.identity.name} may use: run \`${this.advisor()}\``
+            : `identity ${this.host.identity.name} has no Bind policy for service ${this.service}: run \`${this.advisor()}\``,
           { service: this.service },
         ),
       )
     }
+  }
+
+  /** The command that explains this identity's policies for the service. */
+  private advisor(): string {
+    return policyAdvisorCommand(this.host.identity.name, this.service)
   }
 
   private reportError(err: SdkError): void {
@@ -288,7 +294,7 @@ export class OverlayServer extends EventEmitter {
       if (err.code === 'ERR_NO_BIND_PERMISSION') {
         err = new SdkError(
           'ERR_NO_BIND_PERMISSION',
-          `identity ${this.host.identity.name} has no Bind policy for service ${this.service}: run \`nullport edge policy-advisor identities ${this.host.identity.name} ${this.service}\``,
+          `identity ${this.host.identity.name} has no Bind policy for service ${this.service}: run \`${this.advisor()}\``,
           { ...err.details },
         )
       }

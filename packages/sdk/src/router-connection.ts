@@ -10,7 +10,10 @@ import {
   type Frame,
   FrameConnection,
   FrameType,
+  type HostPort,
   PROTOCOL_VERSION,
+  tryParseHostPort,
+  WIRE_MESSAGE_MAX,
 } from '@nullport/protocol'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'
@@ -98,15 +101,13 @@ interface PendingDial {
 
 const PING_SIZE = 8
 
-/** Splits `host:port` and `[v6]:port`. */
-export function splitHostPort(address: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address)
-  if (!m) throw new SdkError('ERR_ROUTER_UNREACHABLE', `router address "${address}" is not host:port`)
-  const port = Number(m[2])
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+/** A router's advertised `host:port` / `[v6]:port` (ERR_ROUTER_UNREACHABLE when it is not one). */
+function routerAddress(address: string): HostPort {
+  const r = tryParseHostPort(address, { host: 'any' })
+  if (r.ok) return r
+  if (r.reason === 'bad-port' || r.reason === 'port-zero')
     throw new SdkError('ERR_ROUTER_UNREACHABLE', `router address "${address}" has an invalid port`)
-  }
-  return { host: m[1]!, port }
+  throw new SdkError('ERR_ROUTER_UNREACHABLE', `router address "${address}" is not host:port`)
 }
 
 /**
@@ -185,9 +186,9 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
           ),
         this.opts.connectTimeoutMs,
       )
-      let hp: { host: string; port: number }
+      let hp: HostPort
       try {
-        hp = splitHostPort(this.address)
+        hp = routerAddress(this.address)
       } catch (err) {
         fail(err as Error)
         return
@@ -504,7 +505,7 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
       type: FrameType.DIAL_FAILED,
       circuitId: dial.circuitId,
       flags: 0,
-      payload: { code, message: message.slice(0, 1024) },
+      payload: { code, message: message.slice(0, WIRE_MESSAGE_MAX) },
     })
   }
 

@@ -1,5 +1,4 @@
-import type { ClientEdgeRouter } from '@nullport/protocol'
-import { Backoff, type BackoffOptions } from './backoff.js'
+import { Backoff, type BackoffOptions, type ClientEdgeRouter } from '@nullport/protocol'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'
 import { type PendingAccept, RouterConnection, type TlsCredentials } from './router-connection.js'
