@@ -33,6 +33,15 @@ export interface ControllerConfig {
   requestTimeoutMs: number
   /** Most concurrent connections the HTTPS server accepts. Default 10000. */
   maxConnections: number
+  /**
+   * Time from TCP accept until a connection has finished TLS and sent one complete request head;
+   * the connection is destroyed at it. Default 10s.
+   */
+  preAuthTimeoutMs: number
+  /** Connections one source address may hold before they are authenticated. Default 64. */
+  maxPreAuthPerAddress: number
+  /** Time a client has to send the head of each request (later requests on a kept-alive connection too). Default 10s. */
+  headersTimeoutMs: number
   /** Log level (pino). Default `info`. */
   logLevel: string
 }
@@ -50,6 +59,9 @@ export interface ControllerConfigFile {
   bodyLimit?: number
   requestTimeout?: string
   maxConnections?: number
+  preAuthTimeout?: string
+  maxPreAuthPerAddress?: number
+  headersTimeout?: string
   logLevel?: string
 }
 
@@ -69,6 +81,9 @@ export const CONFIG_FILE_SCHEMA = {
     bodyLimit: { type: 'integer', minimum: 1024, maximum: 1073741824 },
     requestTimeout: { type: 'string', pattern: DURATION },
     maxConnections: { type: 'integer', minimum: 1, maximum: 1000000 },
+    preAuthTimeout: { type: 'string', pattern: DURATION },
+    maxPreAuthPerAddress: { type: 'integer', minimum: 1, maximum: 1000000 },
+    headersTimeout: { type: 'string', pattern: DURATION },
     logLevel: { type: 'string', enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
   },
 } as const
@@ -87,6 +102,12 @@ export function parseDuration(s: string, field = 'duration'): number {
     m[2] as 'ms' | 's' | 'm' | 'h' | 'd'
   ]
   return Math.round(n * unit)
+}
+
+function positiveDuration(s: string, field: string): number {
+  const ms = parseDuration(s, field)
+  if (ms < 1) throw new ControllerError('ERR_CONFIG_FILE', `${field}: "${s}" must be at least 1ms`, { field })
+  return ms
 }
 
 export interface ConfigOverrides {
@@ -147,6 +168,9 @@ export function loadConfig(o: ConfigOverrides = {}): ControllerConfig {
     bodyLimit: merged.bodyLimit ?? 1024 * 1024,
     requestTimeoutMs: parseDuration(merged.requestTimeout ?? '30s', 'requestTimeout'),
     maxConnections: merged.maxConnections ?? 10000,
+    preAuthTimeoutMs: positiveDuration(merged.preAuthTimeout ?? '10s', 'preAuthTimeout'),
+    maxPreAuthPerAddress: merged.maxPreAuthPerAddress ?? 64,
+    headersTimeoutMs: positiveDuration(merged.headersTimeout ?? '10s', 'headersTimeout'),
     logLevel: merged.logLevel ?? 'info',
   }
 }

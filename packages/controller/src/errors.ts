@@ -70,6 +70,10 @@ export const ERRORS = {
     status: 500,
     message: 'a private key file is readable by group or others: chmod 600 it',
   },
+  ERR_DATA_PERMISSIONS: {
+    status: 500,
+    message: 'the data directory or the database is accessible by group or others: chmod it (700 / 600)',
+  },
   ERR_PKI_INCOMPLETE: { status: 500, message: 'the network PKI directory is incomplete' },
   ERR_DATABASE: { status: 500, message: 'the database failed' },
   ERR_UNAVAILABLE: { status: 503, message: 'the controller is shutting down' },

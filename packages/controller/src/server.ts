@@ -4,10 +4,11 @@
  * graceful: stop accepting, let in-flight requests finish, close the edge module, then the store.
  */
 import { randomUUID } from 'node:crypto'
-import { PolicyIndex } from '@nullport/protocol'
+import { createServer as createHttpsServer } from 'node:https'
+import { PolicyIndex, PreAuthGuard } from '@nullport/protocol'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { errorBody, installErrorHandling } from './api/common/errors.js'
+import { errorBody, installErrorHandling, toHttpError } from './api/common/errors.js'
 import { validatorCompiler } from './api/common/validation.js'
 import { managementRoutes } from './api/management/routes.js'
 import { type ControllerConfig, splitHostPort } from './config.js'
@@ -143,10 +144,45 @@ export async function buildServer(
   ctx: ControllerContext,
   state: { closing: boolean } = { closing: false },
 ): Promise<FastifyInstance> {
+  const log = ctx.log('http')
+  // Before authentication (TLS done and one complete request head) a connection holds a place
+  // per source address and has a deadline from TCP accept; see docs/security.md.
+  const guard = new PreAuthGuard(
+    { deadlineMs: ctx.config.preAuthTimeoutMs, perAddress: ctx.config.maxPreAuthPerAddress },
+    (reason, address) => log.warn({ reason, address }, 'unauthenticated connection dropped'),
+  )
   const app = Fastify({
     https: { ...ctx.edge.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    // our own server so that headersTimeout is checked often enough to matter (Node checks
+    // every connectionsCheckingInterval, 30 s by default)
+    serverFactory: (handler, opts) => {
+      const server = createHttpsServer(
+        {
+          ...(opts.https as object),
+          headersTimeout: ctx.config.headersTimeoutMs,
+          requestTimeout: 0,
+          connectionsCheckingInterval: Math.max(100, Math.min(1000, ctx.config.headersTimeoutMs / 4)),
+        },
+        handler as Parameters<typeof createHttpsServer>[1],
+      )
+      server.keepAliveTimeout = 72_000 // Fastify's default
+      server.on('connection', (raw: import('node:net').Socket) => guard.admit(raw))
+      server.on('request', (req) => guard.authenticated(req.socket as import('node:net').Socket))
+      server.on('close', () => guard.close())
+      return server
+    },
     loggerInstance: ctx.log('http'),
     bodyLimit: ctx.config.bodyLimit,
+    // a name of NAME_MAX characters, percent-encoded as UTF-8, fits a path parameter; the
+    // parameter's schema then bounds it to NAME_MAX characters with a coded 400
+    routerOptions: { maxParamLength: 4096 },
+    // errors Fastify raises before routing (bad URL encoding, a parameter over maxParamLength)
+    // answer in the registry's shape too
+    frameworkErrors: (err, req, reply) => {
+      const { status, body } = toHttpError(err, ctx.config.bodyLimit, String(req.id))
+      const r = reply as unknown as import('fastify').FastifyReply
+      r.status(status).type('application/json; charset=utf-8').send(body)
+    },
     genReqId: (req) => {
       const h = req.headers['x-request-id']
       return typeof h === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(h) ? h : randomUUID()
@@ -157,8 +193,10 @@ export async function buildServer(
     forceCloseConnections: 'idle',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
     // malformed HTTP (bad headers, oversized header block) also answers in our error shape
+    // Only an HTTP parse error gets an answer; TLS errors and timeouts destroy the socket (an
+    // ended one would wait in CLOSE-WAIT for the peer and keep its place in maxConnections).
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: import('node:net').Socket) => {
-      if (err.code === 'ECONNRESET' || !socket.writable) {
+      if (!err.code?.startsWith('HPE_') || !socket.writable) {
         socket.destroy()
         return
       }
@@ -172,7 +210,10 @@ export async function buildServer(
       )
       socket.end(
         `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
       )
+      // a peer that does not read the answer cannot keep the socket either
+      setTimeout(() => socket.destroy(), 5000).unref()
     },
   }) as unknown as FastifyInstance
   // the APIs speak JSON only: text/plain bodies are 415, not strings that fail validation
@@ -241,5 +282,6 @@ export async function buildServer(
     c.get('/openapi/client.json', { schema: { hide: true } }, async () => c.swagger())
   })
   app.server.maxConnections = ctx.config.maxConnections
+  ;(app as FastifyInstance & { preAuth?: PreAuthGuard }).preAuth = guard
   return app
 }

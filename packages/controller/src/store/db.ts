@@ -2,7 +2,7 @@
  * Opens the store: SQLite (better-sqlite3, WAL, foreign keys on) by default, PostgreSQL (pg) when
  * `database` is a postgres:// URL (`?schema=NAME` sets the search_path). Same Kysely query layer.
  */
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from 'kysely'
@@ -46,6 +46,45 @@ export interface OpenStoreOptions {
 // PostgreSQL returns bigint (int8) as strings by default; our counters fit in a JS number.
 pg.types.setTypeParser(20, (v: string) => Number(v))
 
+/** The mode bits of `path`, or undefined when it does not exist. */
+function modeOf(path: string): number | undefined {
+  try {
+    return statSync(path).mode & 0o777
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/**
+ * The data directory is 0700 and the database with its WAL and SHM files 0600: they hold password
+ * hashes, session and enrollment token hashes. A directory or file that is wider is refused (the
+ * message names the chmod to run), as for private keys. The database file is created 0600 before
+ * SQLite opens it: SQLite gives its -wal and -shm files the mode of the database file.
+ */
+function prepareSqliteFiles(dir: string, file: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const dirMode = modeOf(dir) ?? 0o700
+  if ((dirMode & 0o077) !== 0) {
+    throw new ControllerError(
+      'ERR_DATA_PERMISSIONS',
+      `the data directory ${dir} is accessible by group or others (mode ${dirMode.toString(8)}): run \`chmod 700 ${dir}\` and start again`,
+      { path: dir, mode: dirMode.toString(8) },
+    )
+  }
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    const mode = modeOf(f)
+    if (mode !== undefined && (mode & 0o077) !== 0) {
+      throw new ControllerError(
+        'ERR_DATA_PERMISSIONS',
+        `${f} is accessible by group or others (mode ${mode.toString(8)}): run \`chmod 600 ${f}\` and start again`,
+        { path: f, mode: mode.toString(8) },
+      )
+    }
+  }
+  if (modeOf(file) === undefined) closeSync(openSync(file, 'a', 0o600))
+}
+
 export async function openStore(o: OpenStoreOptions): Promise<Store> {
   let db: Db
   let dialect: Dialect
@@ -78,8 +117,8 @@ export async function openStore(o: OpenStoreOptions): Promise<Store> {
     dialect = 'postgres'
     describe = `postgres://${url.host}${url.pathname}${schema ? ` schema ${schema}` : ''}`
   } else if (o.database === 'sqlite') {
-    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 })
     const file = join(o.dataDir, 'controller.db')
+    prepareSqliteFiles(o.dataDir, file)
     const sqlite = new BetterSqlite3(file)
     sqlite.pragma('journal_mode = WAL')
     sqlite.pragma('foreign_keys = ON')

@@ -44,7 +44,7 @@ export function envelope(data: TSchema, list = false): TSchema {
 export const ListQuerySchema = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, default: 0 })),
     filter: Type.Optional(
       Type.String({ maxLength: 1024, description: 'e.g. name contains "web" and name != "web-old"' }),
     ),

@@ -53,6 +53,13 @@ export function toHttpError(
       return mapped('ERR_BAD_REQUEST', 'the Content-Length does not match the body')
     case 'FST_ERR_VALIDATION':
       return mapped('ERR_VALIDATION', e.message)
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return mapped(
+        'ERR_VALIDATION',
+        'a path parameter is too long: ids and names have at most 255 characters',
+      )
+    case 'FST_ERR_BAD_URL':
+      return mapped('ERR_BAD_REQUEST', 'the URL is not validly percent-encoded')
   }
   if (e instanceof SyntaxError && e.statusCode === 400)
     return mapped('ERR_MALFORMED_JSON', `the request body is not valid JSON: ${e.message}`)

@@ -4,13 +4,24 @@ import { type TObject, type TProperties, Type } from '@sinclair/typebox'
 const strict = <T extends TProperties>(p: T, description?: string) =>
   Type.Object(p, { additionalProperties: false, ...(description ? { description } : {}) })
 
-const Name = Type.String({ minLength: 1, maxLength: 255 })
-const Attrs = Type.Array(Type.String({ minLength: 1, maxLength: 129 }), {
+/**
+ * Text that names something (names, role attributes, roles): no control or format characters
+ * (NUL, ESC, newlines, bidi overrides, zero-width characters), no unpaired surrogates, no line or
+ * paragraph separators, and no whitespace at either end. Names are normalised to NFC before
+ * validation (api/common/validation.ts), so one name has one spelling.
+ */
+export const SAFE_TEXT_PATTERN = '^(?!\\s)[^\\p{Cc}\\p{Cf}\\p{Cs}\\p{Zl}\\p{Zp}]*(?<!\\s)$'
+/** The longest name of any entity (characters after NFC). Ids and names in URLs are bounded by it too. */
+export const NAME_MAX = 255
+const Name = Type.String({ minLength: 1, maxLength: NAME_MAX, pattern: SAFE_TEXT_PATTERN })
+const Attrs = Type.Array(Type.String({ minLength: 1, maxLength: 129, pattern: SAFE_TEXT_PATTERN }), {
   maxItems: 256,
+  uniqueItems: true,
   description: 'role attributes (without #)',
 })
-const Roles = Type.Array(Type.String({ minLength: 2, maxLength: 300 }), {
+const Roles = Type.Array(Type.String({ minLength: 2, maxLength: 300, pattern: SAFE_TEXT_PATTERN }), {
   maxItems: 256,
+  uniqueItems: true,
   description: '#attr, @id-or-name or #all',
 })
 const Semantic = Type.String({ description: 'AnyOf (default) or AllOf, any case' })
