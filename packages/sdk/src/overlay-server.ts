@@ -3,12 +3,15 @@ import { EventEmitter } from 'node:events'
 import {
   Backoff,
   type ClientService,
+  DEFAULT_TERMINATOR_PRECEDENCE,
   type DialPayload,
   type E2EHello,
   type E2EOwnIdentity,
   type E2ESession,
   hostAccept,
+  isTerminatorPrecedence,
   policyAdvisorCommand,
+  type TerminatorPrecedence,
 } from '@nullport/protocol'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'
@@ -21,7 +24,7 @@ export interface ListenOptions {
   /** Terminator cost (0..65535), lower is preferred by routers. Default 0. */
   cost?: number
   /** Terminator precedence. Default 'default'. */
-  precedence?: 'default' | 'required' | 'failed'
+  precedence?: TerminatorPrecedence
   /** Most concurrent connections; further dials fail with ERR_MAX_CONNECTIONS. 0 = unlimited (default). */
   maxConnections?: number
   /**
@@ -139,8 +142,8 @@ export class OverlayServer extends EventEmitter {
         `listen option cost must be an integer from 0 to 65535, got ${cost}`,
       )
     }
-    const precedence = opts.precedence ?? 'default'
-    if (!['default', 'required', 'failed'].includes(precedence)) {
+    const precedence = opts.precedence ?? DEFAULT_TERMINATOR_PRECEDENCE
+    if (!isTerminatorPrecedence(precedence)) {
       throw new SdkError(
         'ERR_INVALID_OPTION',
         `listen option precedence must be "default", "required" or "failed"`,

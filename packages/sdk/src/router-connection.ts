@@ -12,6 +12,7 @@ import {
   FrameType,
   type HostPort,
   PROTOCOL_VERSION,
+  type TerminatorPrecedence,
   tryParseHostPort,
   WIRE_MESSAGE_MAX,
 } from '@nullport/protocol'
@@ -512,7 +513,7 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
   /** Registers a bind and sends BIND; answers go to `handler`. Returns the bind id. */
   bind(
     service: string,
-    o: { cost: number; precedence: 'default' | 'required' | 'failed'; maxConnections: number },
+    o: { cost: number; precedence: TerminatorPrecedence; maxConnections: number },
     handler: BindHandler,
   ): number {
     const bindId = this.nextBindId++
