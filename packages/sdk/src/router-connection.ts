@@ -11,9 +11,11 @@ import {
   FrameConnection,
   FrameType,
   type HostPort,
+  makeSpiffeId,
   PROTOCOL_VERSION,
   type TerminatorPrecedence,
   tryParseHostPort,
+  uriSans,
   WIRE_MESSAGE_MAX,
 } from '@nullport/protocol'
 import { SdkError } from './errors.js'
@@ -195,7 +197,7 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
         return
       }
       const { credentials } = this.opts
-      const expected = `spiffe://${credentials.trustDomain}/router/${this.routerId}`
+      const expected = makeSpiffeId(credentials.trustDomain, 'router', this.routerId)
       let verifyError: Error | null = null
       const socket = tls.connect({
         host: hp.host,
@@ -207,11 +209,11 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
         // The chain is verified against the network CA by TLS (rejectUnauthorized); the name we
         // check is the router's SPIFFE id, not a DNS name.
         checkServerIdentity: (_host, cert) => {
-          const sans = (cert.subjectaltname ?? '').split(/,\s*/)
-          if (sans.includes(`URI:${expected}`)) return undefined
+          const uris = uriSans(cert.subjectaltname)
+          if (uris.includes(expected)) return undefined
           verifyError = new SdkError(
             'ERR_ROUTER_VERIFY_FAILED',
-            `router at ${this.address} presented a certificate for ${sans.filter((s) => s.startsWith('URI:')).join(' ') || 'no SPIFFE id'}, expected ${expected}`,
+            `router at ${this.address} presented a certificate for ${uris.map((u) => `URI:${u}`).join(' ') || 'no SPIFFE id'}, expected ${expected}`,
             { routerId: this.routerId },
           )
           return verifyError
