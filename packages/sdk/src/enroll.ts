@@ -8,7 +8,6 @@
  * See docs/architecture.md, "Enrollment tokens".
  */
 import {
-  createHash,
   createPublicKey,
   verify as cryptoVerify,
   generateKeyPairSync,
@@ -17,7 +16,14 @@ import {
 } from 'node:crypto'
 import { access } from 'node:fs/promises'
 import { request as httpsRequest } from 'node:https'
-import { createCsr, type IdentityFile, makeSpiffeId, saveIdentityFile, verifyChain } from '@nullport/protocol'
+import {
+  certFingerprint,
+  createCsr,
+  type IdentityFile,
+  makeSpiffeId,
+  saveIdentityFile,
+  verifyChain,
+} from '@nullport/protocol'
 import { SdkError, type SdkErrorCode } from './errors.js'
 
 /** The claims of an enrollment token (docs/architecture.md, "Enrollment tokens"). */
@@ -237,10 +243,6 @@ function splitPemCerts(bundle: string): string[] {
   return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
 }
 
-function fpOf(cert: X509Certificate): string {
-  return createHash('sha256').update(cert.raw).digest('hex')
-}
-
 function isSelfSigned(c: X509Certificate): boolean {
   try {
     return c.checkIssued(c) && c.verify(c.publicKey)
@@ -277,9 +279,9 @@ export function pinCaBundle(
       err,
     )
   }
-  const rootIdx = certs.findIndex((c) => isSelfSigned(c) && c.ca && fpOf(c) === caFp)
+  const rootIdx = certs.findIndex((c) => isSelfSigned(c) && c.ca && certFingerprint(c) === caFp)
   if (rootIdx < 0) {
-    const found = certs.filter(isSelfSigned).map(fpOf)
+    const found = certs.filter(isSelfSigned).map(certFingerprint)
     fail(
       'ERR_ENROLL_CA_MISMATCH',
       `the controller's CA does not match the token: the token pins root ${caFp}, ${source} offers ${found.length ? found.join(', ') : 'no root'}: the token was altered or points at another network; ask the administrator for a new one`,
@@ -593,7 +595,10 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   }
   // The leaf followed by its issuing intermediate(s), never the root.
   const rootFp = c.caFp
-  const certChain = [certPems[0]!, ...intermediates.filter((p) => fpOf(new X509Certificate(p)) !== rootFp)]
+  const certChain = [
+    certPems[0]!,
+    ...intermediates.filter((p) => certFingerprint(new X509Certificate(p)) !== rootFp),
+  ]
   const file: IdentityFile = {
     version: 1,
     kind: isRouter ? 'router' : 'identity',
