@@ -1,7 +1,7 @@
 /** Errors of @nullport/cli: a stable `code` callers match on, structured fields, and `cause`. */
 export type CliErrorCode =
   | 'ERR_CLI_INTERNAL'
-  // nullport edge (commands/edge.ts, lib/)
+  // nullport edge (commands/edge/, lib/)
   | 'ERR_CLI_USAGE'
   | 'ERR_CLI_UNKNOWN_KIND'
   | 'ERR_CLI_NOT_LOGGED_IN'

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
+import { terminalSafe } from './lib/terminal-text.js'
 
 /** The CLI package's version (package.json next to dist/). */
 function cliVersion(): string {
@@ -21,7 +22,7 @@ type Register = (program: Command) => void
  */
 const GROUPS: Record<string, () => Promise<{ register: Register }>> = {
   pki: () => import('./commands/pki.js'),
-  edge: () => import('./commands/edge.js'),
+  edge: () => import('./commands/edge/index.js'),
   controller: () => import('./commands/controller.js'),
   router: () => import('./commands/router.js'),
   tunnel: () => import('./commands/tunnel.js'),
@@ -60,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode
     }
     const e = err as Error & { code?: string }
-    process.stderr.write(`nullport: ${e.code ? `${e.code}: ` : ''}${e.message}\n`)
+    process.stderr.write(terminalSafe(`nullport: ${e.code ? `${e.code}: ` : ''}${e.message}\n`))
     return 1
   }
 }

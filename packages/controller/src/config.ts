@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { DEFAULT_TRUST_DOMAIN } from '@nullport/protocol'
+import { DEFAULT_TRUST_DOMAIN, tryParseHostPort } from '@nullport/protocol'
 import { validateJson } from './core/json-schema.js'
 import { ControllerError } from './errors.js'
 
@@ -185,10 +185,10 @@ function checkConfigFile(value: unknown, source: string): ControllerConfigFile {
   return value as ControllerConfigFile
 }
 
-/** `host:port` split; IPv6 in brackets. */
+/** `HOST:PORT` to listen on (protocol parser; IPv6 in brackets, port 0 and an empty host allowed). */
 export function splitHostPort(listen: string): { host: string; port: number } {
-  const m = /^\[?([^\]]*?)\]?:([0-9]{1,5})$/.exec(listen)
-  if (!m)
+  const r = tryParseHostPort(listen, { allowPortZero: true, allowEmptyHost: true })
+  if (!r.ok)
     throw new ControllerError('ERR_CONFIG_FILE', `listen: "${listen}" is not HOST:PORT`, { field: 'listen' })
-  return { host: m[1]!, port: Number(m[2]) }
+  return { host: r.host, port: r.port }
 }

@@ -1,24 +1,32 @@
 /**
- * Starts a controller: config -> store (migrations) -> core + policy index + change feed -> admin
- * bootstrap -> edge module (PKI, enrollment) -> one HTTPS Fastify server -> listen. Closing is
- * graceful: stop accepting, let in-flight requests finish, close the edge module, then the store.
+ * Starts a controller: config -> network PKI + enrollment signer -> store (migrations) -> core +
+ * policy index + change feed -> admin bootstrap -> edge runtime -> one HTTPS Fastify server ->
+ * listen. Closing is graceful: stop accepting, let in-flight requests finish, close the edge
+ * runtime, then the store.
  */
 import { randomUUID } from 'node:crypto'
 import { createServer as createHttpsServer } from 'node:https'
+import { hostname } from 'node:os'
 import { PolicyIndex, PreAuthGuard } from '@nullport/protocol'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { clientRoutes } from './api/client/routes.js'
 import { errorBody, installErrorHandling, toHttpError } from './api/common/errors.js'
 import { validatorCompiler } from './api/common/validation.js'
+import { fabricRoutes } from './api/fabric/routes.js'
 import { managementRoutes } from './api/management/routes.js'
+import { wellKnownRoutes } from './api/well-known.js'
 import { type ControllerConfig, splitHostPort } from './config.js'
 import { ChangeFeed } from './core/change-feed.js'
-import type { ControllerContext, EdgeModule } from './core/context.js'
+import type { ControllerContext } from './core/context.js'
 import { componentLogger, createLogger } from './core/logger.js'
 import { CoreService } from './core/service.js'
-import { createEdge, registerEdgeRoutes } from './edge-routes.js'
+import { EdgeRuntime } from './edge/runtime.js'
+import type { EnrollmentSigning } from './enrollment/records.js'
+import { EnrollmentSigner } from './enrollment/tokens.js'
 import { ControllerError } from './errors.js'
 import { CONTROLLER_VERSION, registerSwagger } from './openapi/index.js'
+import { NetworkPki } from './pki/network-pki.js'
 import { openStore } from './store/db.js'
 
 export interface StartOptions {
@@ -36,9 +44,18 @@ export interface RunningController {
   close(): Promise<void>
 }
 
+export interface ContextOptions {
+  logger?: Logger
+  /** Signs enrollment tokens; without one, creating identities and routers answers ERR_UNAVAILABLE. */
+  signer?: EnrollmentSigning
+}
+
 /** Creates the context (store, core, policy index, change feed) without a server. */
-export async function createContext(config: ControllerConfig, logger?: Logger): Promise<ControllerContext> {
-  const root = logger ?? createLogger(config.logLevel)
+export async function createContext(
+  config: ControllerConfig,
+  o: ContextOptions = {},
+): Promise<ControllerContext> {
+  const root = o.logger ?? createLogger(config.logLevel)
   const log = (c: string) => componentLogger(root, c)
   const store = await openStore({ database: config.database, dataDir: config.dataDir })
   log('store').info({ database: store.describe, dialect: store.dialect }, 'store open')
@@ -60,7 +77,7 @@ export async function createContext(config: ControllerConfig, logger?: Logger): 
     store,
     policy,
     feed: changes,
-    edge: () => ctx.edge as EdgeModule | undefined,
+    ...(o.signer ? { signer: o.signer } : {}),
   })
   try {
     await ctx.core.init()
@@ -71,8 +88,34 @@ export async function createContext(config: ControllerConfig, logger?: Logger): 
   return ctx
 }
 
+/**
+ * Opens (or creates) the network PKI in DATA/pki. The server certificate names the advertised
+ * host and the listen host or, listening on every interface without an advertised name, the
+ * machine's host name.
+ */
+async function openPki(config: ControllerConfig, logger: Logger): Promise<NetworkPki> {
+  const hosts: string[] = []
+  if (config.advertise) hosts.push(new URL(config.advertise).hostname)
+  const listenHost = splitHostPort(config.listen).host
+  const wildcard = listenHost === '' || listenHost === '0.0.0.0' || listenHost === '::'
+  if (!wildcard) hosts.push(listenHost)
+  else if (!config.advertise && /^[A-Za-z0-9.-]+$/.test(hostname())) hosts.push(hostname())
+  return NetworkPki.open({
+    dataDir: config.dataDir,
+    trustDomain: config.trustDomain,
+    hosts,
+    identityCertLifetimeSeconds: Math.floor(config.identityCertLifetimeMs / 1000),
+    logger,
+  })
+}
+
 export async function startController(o: StartOptions): Promise<RunningController> {
-  const ctx = await createContext(o.config, o.logger)
+  const root = o.logger ?? createLogger(o.config.logLevel)
+  const pki = await openPki(o.config, componentLogger(root, 'pki'))
+  // the issuer is the advertised base URL, final once the server listens
+  let ctx!: ControllerContext
+  const signer = await EnrollmentSigner.create(pki, () => ctx.baseUrl)
+  ctx = await createContext(o.config, { logger: root, signer })
   const log = ctx.log('server')
   const state = { closing: false }
   let maintenance: NodeJS.Timeout | undefined
@@ -88,8 +131,9 @@ export async function startController(o: StartOptions): Promise<RunningControlle
           'an admin already exists: the given admin user was not created',
         )
 
-    ctx.edge = await createEdge(ctx)
-    app = await buildServer(ctx, state)
+    const edge = new EdgeRuntime(ctx, pki, signer)
+    ctx.edge = edge
+    app = await buildServer(ctx, edge, state)
     const { host, port } = splitHostPort(ctx.config.listen)
     await app.listen({ host, port })
     const addr = app.server.address()
@@ -142,6 +186,7 @@ export async function startController(o: StartOptions): Promise<RunningControlle
 /** The HTTPS Fastify server with every route (not listening yet). */
 export async function buildServer(
   ctx: ControllerContext,
+  edge: EdgeRuntime,
   state: { closing: boolean } = { closing: false },
 ): Promise<FastifyInstance> {
   const log = ctx.log('http')
@@ -152,7 +197,7 @@ export async function buildServer(
     (reason, address) => log.warn({ reason, address }, 'unauthenticated connection dropped'),
   )
   const app = Fastify({
-    https: { ...ctx.edge.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    https: { ...edge.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
     // our own server so that headersTimeout is checked often enough to matter (Node checks
     // every connectionsCheckingInterval, 30 s by default)
     serverFactory: (handler, opts) => {
@@ -271,14 +316,16 @@ export async function buildServer(
     await m.register(managementRoutes, { prefix: '/edge/management/v1', ctx })
     m.get('/openapi/management.json', { schema: { hide: true } }, async () => m.swagger())
   })
-  // edge module (client API, enrollment, fabric) + the client OpenAPI document
+  // well-known endpoints, client API (enrollment), fabric API + the client OpenAPI document
   await app.register(async (c) => {
     await registerSwagger(c, {
       title: 'Nullport client API',
       description: 'SDKs and routers: enrollment, client API (mTLS), well-known endpoints',
       include: (url) => !url.startsWith('/fabric/') || url === '/fabric/v1/enroll',
     })
-    await registerEdgeRoutes(c, ctx)
+    await wellKnownRoutes(c, edge)
+    await clientRoutes(c, edge)
+    await fabricRoutes(c, edge)
     c.get('/openapi/client.json', { schema: { hide: true } }, async () => c.swagger())
   })
   app.server.maxConnections = ctx.config.maxConnections

@@ -3,9 +3,9 @@ import { createServer, type IncomingMessage, request, type Server, type ServerRe
 import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
 import type { DataChange, PolicySnapshot } from '@nullport/protocol'
-import { ClientEventHub } from '../src/push/client-hub.js'
-import { RouterHub } from '../src/push/router-hub.js'
-import { type SseCloseReason, SseStream } from '../src/push/sse.js'
+import { ClientEventHub } from '../src/edge/client-hub.js'
+import { RouterHub } from '../src/edge/router-hub.js'
+import { type SseCloseReason, SseStream } from '../src/edge/sse.js'
 
 /** A real HTTP server whose handler hands out the raw responses, and a client that can pause. */
 async function harness(): Promise<{

@@ -34,10 +34,8 @@ async function pgAvailable(): Promise<boolean> {
   }
 }
 
-const fakeEdge = (state: { fail: boolean }) => ({
-  tls: { key: '', cert: '', ca: '' },
-  caBundlePem: '',
-  async signEnrollment(o: { jti: string }) {
+const fakeSigner = (state: { fail: boolean }) => ({
+  async sign(o: { jti: string }) {
     if (state.fail) throw new Error('signer down')
     return `header.${Buffer.from(JSON.stringify({ jti: o.jti })).toString('base64url')}.sig`
   },
@@ -56,9 +54,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const open = async (overrides: { enrollmentLifetime?: string } = {}) => {
       const config = loadConfig({ dataDir: dir, database, logLevel: 'silent' })
       if (overrides.enrollmentLifetime === '1ms') config.enrollmentLifetimeMs = 1
-      const c = await createContext(config)
-      c.edge = fakeEdge(signer)
-      return c
+      return createContext(config, { signer: fakeSigner(signer) })
     }
     const count = async (table: string) =>
       Number(

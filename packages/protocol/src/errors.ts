@@ -39,6 +39,14 @@ export type ProtocolErrorCode =
   | 'ERR_FLOW_CONTROL'
   // `HOST:PORT` text (net/host-port.ts); details.reason says why
   | 'ERR_HOST_PORT'
+  // HTTPS to the controller (control/https-json.ts, control/event-stream.ts)
+  | 'ERR_HTTPS_URL'
+  | 'ERR_HTTPS_UNREACHABLE'
+  | 'ERR_HTTPS_TIMEOUT'
+  | 'ERR_HTTPS_BODY_TOO_LARGE'
+  | 'ERR_HTTPS_INCOMPLETE'
+  | 'ERR_HTTPS_STATUS'
+  | 'ERR_HTTPS_STREAM_ENDED'
 
 export class ProtocolError extends Error {
   readonly code: ProtocolErrorCode

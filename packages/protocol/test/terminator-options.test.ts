@@ -54,8 +54,9 @@ test('BIND frames accept the listed precedences and refuse others', () => {
       payload: { bindId: 1, service: 'db', cost: 0, precedence, maxConnections: 0 },
     } as never)
   for (const p of TERMINATOR_PRECEDENCES) {
-    const [f] = new FrameDecoder().push(bind(p))
-    assert.equal((f?.payload as { precedence: string }).precedence, p)
+    const frames = new FrameDecoder().push(bind(p))
+    assert.equal(frames.length, 1)
+    assert.equal((frames[0]!.payload as { precedence: string }).precedence, p)
   }
   assert.throws(
     () => bind('sometimes'),

@@ -1,4 +1,5 @@
 /** HTTP/1.x proxy request parsing: request heads, proxy targets, and request body framing. */
+import { tryParseHostPort } from '@nullport/protocol'
 
 export interface HttpRequestHead {
   method: string
@@ -102,39 +103,13 @@ export type ProxyTarget =
   | { kind: 'connect'; host: string; port: number }
   | { kind: 'forward'; host: string; port: number; path: string; hostHeader: string }
 
-/** Parses `host:port`, `[v6]:port`; `defaultPort` when the port is absent (null: required). */
+/**
+ * Parses an authority `host:port`, `[v6]:port` (protocol's HOST:PORT, any host without whitespace
+ * or `/ \\ ? # @`, port 1-65535); `defaultPort` when the port is absent (null: required).
+ */
 export function parseAuthority(a: string, defaultPort: number | null): { host: string; port: number } | null {
-  let host: string
-  let portText: string | undefined
-  if (a.startsWith('[')) {
-    const close = a.indexOf(']')
-    if (close < 0) return null
-    host = a.slice(1, close)
-    const rest = a.slice(close + 1)
-    if (rest !== '') {
-      if (!rest.startsWith(':')) return null
-      portText = rest.slice(1)
-    }
-  } else {
-    const c = a.lastIndexOf(':')
-    if (c >= 0) {
-      host = a.slice(0, c)
-      portText = a.slice(c + 1)
-      if (host.includes(':')) return null
-    } else host = a
-  }
-  if (host.length === 0 || host.length > 255) return null
-  if (/[\s/\\?#@]/.test(host)) return null
-  let port: number
-  if (portText === undefined || portText === '') {
-    if (defaultPort === null) return null
-    port = defaultPort
-  } else {
-    if (!/^\d{1,5}$/.test(portText)) return null
-    port = Number(portText)
-    if (port < 1 || port > 65535) return null
-  }
-  return { host, port }
+  const r = tryParseHostPort(a, defaultPort === null ? { host: 'any' } : { host: 'any', defaultPort })
+  return r.ok ? { host: r.host, port: r.port } : null
 }
 
 export type TargetResult =

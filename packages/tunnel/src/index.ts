@@ -1,6 +1,7 @@
 export { answerDns, type DnsDecision, DnsServer, type DnsServerOptions, FakeIpPool } from './dns.js'
+export { classifyDialError, dialErrorCode } from './dial-errors.js'
 export * from './errors.js'
-export { addressAllowed, type HostTarget, hostConnectTimeoutMs, resolveHostTarget } from './host.js'
+export { addressAllowed, type HostTarget, hostConnectTimeoutMs, resolveHostTarget } from './host-target.js'
 export * from './http-parser.js'
 export {
   compileIntercept,
@@ -11,11 +12,6 @@ export {
 } from './intercept.js'
 export { type Cidr, cidrContains, formatIp, parseCidr, parseIp } from './ip.js'
 export { createTunnelLogger, silentTunnelLogger, type TunnelLogger } from './log.js'
-export * from './socks.js'
-export {
-  classifyDialError,
-  dialErrorCode,
-  type ListenAddress,
-  Tunneler,
-  type TunnelOptions,
-} from './tunnel.js'
+export type { ListenAddress, TunnelOptions } from './options.js'
+export * from './socks-parser.js'
+export { Tunneler } from './tunneler.js'

@@ -1,4 +1,4 @@
-import type { ClientService, InterceptV1 } from '@nullport/protocol'
+import { type ClientService, type InterceptV1, policyAdvisorCommand } from '@nullport/protocol'
 import { type Cidr, cidrContains, type IpBytes, parseCidr, parseIp } from './ip.js'
 
 /** One intercepted service, as the tunneler matches it. */
@@ -155,6 +155,25 @@ export class InterceptTable {
     if (best) return { ok: true, service: best.rule.service, rule: best.rule, kind: best.kind }
     if (addressOnly.length > 0) return { ok: false, reason: 'port', services: addressOnly }
     return { ok: false, reason: 'no-service', services: [] }
+  }
+}
+
+/** Why `name:port` is not intercepted for `identity`: the refusal code and a message naming the fix. */
+export function interceptRefusal(
+  identity: string,
+  name: string,
+  port: number,
+  m: Extract<InterceptMatch, { ok: false }>,
+): { code: 'ERR_PORT_NOT_INTERCEPTED' | 'ERR_NO_INTERCEPT'; text: string } {
+  if (m.reason === 'port') {
+    return {
+      code: 'ERR_PORT_NOT_INTERCEPTED',
+      text: `${name}:${port} is not intercepted: service(s) ${m.services.join(', ')} intercept ${name}, but not port ${port}/tcp. Fix: use an intercepted port, or add it to the portRanges of their intercept.v1 config.`,
+    }
+  }
+  return {
+    code: 'ERR_NO_INTERCEPT',
+    text: `${name}:${port} is not intercepted for identity ${identity}: no service it may Dial has an intercept.v1 address matching ${name}. Fix: create a service with an intercept.v1 config for ${name} and a Dial policy for ${identity} (\`${policyAdvisorCommand(identity, 'SERVICE')}\` explains access).`,
   }
 }
 

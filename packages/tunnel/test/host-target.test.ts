@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { addressAllowed, hostConnectTimeoutMs, resolveHostTarget } from '../src/host.js'
-import { classifyDialError, dialErrorCode } from '../src/tunnel.js'
+import { addressAllowed, hostConnectTimeoutMs, resolveHostTarget } from '../src/host-target.js'
+import { classifyDialError, dialErrorCode } from '../src/dial-errors.js'
 
 test('host.v1: fixed targets ignore appData', () => {
   assert.deepEqual(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
-import { parseSocksGreeting, parseSocksRequest, SocksReply, socksReply } from '../src/socks.js'
+import { parseSocksGreeting, parseSocksRequest, SocksReply, socksReply } from '../src/socks-parser.js'
 
 test('socks greeting: complete, incomplete, malformed', () => {
   assert.deepEqual(parseSocksGreeting(Buffer.from([5, 1, 0])), { status: 'ok', length: 3, methods: [0] })

@@ -18,9 +18,9 @@
  * half-written. Existing files are never replaced without --force.
  */
 import { X509Certificate } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path'
+import { dirname, isAbsolute, join, relative, sep } from 'node:path'
 import {
   createCsr,
   createIntermediateCa,
@@ -34,6 +34,7 @@ import {
   parseCsr,
   publicKeyPemOf,
   splitPem,
+  writeFileAtomic,
   writeSecretFile,
 } from '@nullport/protocol'
 import type { Command } from 'commander'
@@ -147,22 +148,6 @@ async function readText(path: string): Promise<string | null> {
   }
 }
 
-/** Writes a non-secret file atomically (temporary file, fsync, rename), mode 0644. */
-async function writePublicFile(path: string, data: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`)
-  const fh = await open(tmp, 'wx', 0o644)
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } catch (err) {
-    await fh.close().catch(() => {})
-    await unlink(tmp).catch(() => {})
-    throw err
-  }
-  await fh.close()
-  await rename(tmp, path)
-}
-
 interface PlannedFile {
   path: string
   data: string
@@ -190,7 +175,7 @@ async function commitFiles(files: PlannedFile[], force: boolean): Promise<void> 
     for (const f of files) {
       await mkdir(dirname(f.path), { recursive: true, mode: f.secret ? 0o700 : 0o755 })
       if (f.secret) await writeSecretFile(f.path, f.data)
-      else await writePublicFile(f.path, f.data)
+      else await writeFileAtomic(f.path, f.data)
       written.push(f)
     }
   } catch (err) {
@@ -198,7 +183,7 @@ async function commitFiles(files: PlannedFile[], force: boolean): Promise<void> 
       const old = previous.get(f.path)
       if (old === null || old === undefined) await unlink(f.path).catch(() => {})
       else if (f.secret) await writeSecretFile(f.path, old).catch(() => {})
-      else await writePublicFile(f.path, old).catch(() => {})
+      else await writeFileAtomic(f.path, old).catch(() => {})
     }
     throw err
   }

@@ -2,8 +2,9 @@
  * `nullport router ...`: `enroll` (router enrollment: key + CSR locally, identity file 0600, and a
  * router config file) and `run` (runs an edge router from its config file until SIGINT/SIGTERM).
  */
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
+import { writeFileAtomic } from '@nullport/protocol'
 import {
   loadRouterConfig,
   parseHostPort,
@@ -14,6 +15,7 @@ import {
 import { enroll } from '@nullport/sdk'
 import type { Command } from 'commander'
 import { CliError } from '../errors.js'
+import { readEnrollmentToken } from '../lib/args.js'
 
 /** Identity file path next to the config: `router.json` -> `router.identity.json`. */
 function identityPathFor(configPath: string): string {
@@ -66,17 +68,7 @@ export function register(program: Command): void {
           parseHostPort(o.metrics, 'metricsListen', { allowPortZero: true, source: '--metrics' })
         const configPath = resolve(o.output)
         const identityPath = resolve(o.identityOutput ?? identityPathFor(configPath))
-        let jwt: string
-        try {
-          jwt = await readFile(jwtFile, 'utf8')
-        } catch (err) {
-          throw new CliError(
-            'ERR_CLI_FILE',
-            `cannot read the enrollment token ${jwtFile}: ${(err as Error).message}`,
-            { path: jwtFile },
-            { cause: err },
-          )
-        }
+        const jwt = await readEnrollmentToken(jwtFile)
         if (!o.overwrite) {
           try {
             await readFile(configPath)
@@ -101,7 +93,7 @@ export function register(program: Command): void {
         const config: RouterConfig = { identityFile, listen, advertise: o.advertise }
         if (o.metrics !== undefined) config.metricsListen = o.metrics
         validateRouterConfig(config, { source: configPath })
-        await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 })
+        await writeFileAtomic(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 })
         process.stdout.write(
           `enrolled router ${r.file.name} (${r.file.id}): identity file ${identityPath} (0600), config ${configPath}\n` +
             `run it with: nullport router run --config ${o.output}\n`,

@@ -4,6 +4,7 @@
  * JSON logs (pino) on stdout; `status` prints the JSON status of a running tunneler.
  */
 import { request } from 'node:http'
+import { tryParseHostPort } from '@nullport/protocol'
 import { type Context, loadContext } from '@nullport/sdk'
 import {
   createTunnelLogger,
@@ -18,16 +19,16 @@ import { CliError } from '../errors.js'
 
 const DEFAULT_STATUS = '127.0.0.1:7171'
 
+/** A listen address flag: `HOST:PORT` or `[IPv6]:PORT`, port 0 allowed (any free port). */
 function parseAddress(flag: string, text: string): ListenAddress {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text.trim())
-  const port = m ? Number(m[2]) : -1
-  if (!m || port < 0 || port > 65535) {
+  const r = tryParseHostPort(text.trim(), { host: 'any', allowPortZero: true })
+  if (!r.ok) {
     throw new TunnelError(
       'ERR_TUNNEL_OPTION',
       `${flag} must be HOST:PORT (e.g. 127.0.0.1:1080), got "${text}"`,
     )
   }
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port }
+  return { host: r.host, port: r.port }
 }
 
 function parseProxy(text: string): { service: string; host: string; port: number } {

@@ -1,4 +1,4 @@
-/** Argument helpers shared by the `nullport edge` commands. */
+/** Argument helpers shared by the commands (lists, roles, numbers, JSON, input files). */
 import { readFile } from 'node:fs/promises'
 import { CliError } from '../errors.js'
 
@@ -87,6 +87,20 @@ export async function readTextFile(path: string, what: string): Promise<string> 
     throw new CliError(
       'ERR_CLI_FILE',
       `cannot read ${what} ${path}: ${(err as Error).message}`,
+      { path },
+      { cause: err },
+    )
+  }
+}
+
+/** Reads an enrollment token file (`NAME.jwt`), or a one-line ERR_CLI_FILE naming it. */
+export async function readEnrollmentToken(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (err) {
+    throw new CliError(
+      'ERR_CLI_FILE',
+      `cannot read the enrollment token ${path}: ${(err as Error).message}`,
       { path },
       { cause: err },
     )

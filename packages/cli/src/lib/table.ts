@@ -1,4 +1,5 @@
 /** Plain-text tables for list output (`--json` prints the raw data instead). */
+import { terminalSafe } from './terminal-text.js'
 
 export interface Column<T> {
   header: string
@@ -13,7 +14,7 @@ export function cell(v: unknown): string {
       .join(',')
   }
   if (typeof v === 'object') return JSON.stringify(v)
-  return String(v).replace(/[\r\n\t]+/g, ' ')
+  return terminalSafe(String(v).replace(/[\r\n\t]+/g, ' '))
 }
 
 /** Renders rows as an aligned table with a header and a separator line. */

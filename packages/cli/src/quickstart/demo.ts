@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import { join } from 'node:path'
-import { ProtocolError } from '@nullport/protocol'
+import { ProtocolError, tryParseHostPort } from '@nullport/protocol'
 import { type Context, enroll, loadContext, type SdkError, zitify } from '@nullport/sdk'
 import express from 'express'
 import { CliError } from '../errors.js'
@@ -245,7 +245,8 @@ export async function runDemo(
     // the host opened no port: this process listens on the controller's and the router's ports only
     const sockets = await listeningSockets()
     const ctrlPort = Number(new URL(qs.url).port)
-    const routerPort = Number(qs.router.address.slice(qs.router.address.lastIndexOf(':') + 1))
+    const routerHp = tryParseHostPort(qs.router.address, { host: 'any' })
+    const routerPort = routerHp.ok ? routerHp.port : Number.NaN
     let noPort: boolean
     if (sockets === null) {
       step('listening sockets: /proc is not available on this system, not checked')

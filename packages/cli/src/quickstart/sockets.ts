@@ -4,6 +4,7 @@
  * /proc/self/net/tcp and tcp6. Returns null where /proc is not available.
  */
 import { readdir, readFile, readlink } from 'node:fs/promises'
+import { formatHostPort } from '@nullport/protocol'
 
 export interface ListeningSocket {
   /** `host:port` (IPv6 in brackets). */
@@ -60,7 +61,7 @@ async function listenRows(file: string, v6: boolean): Promise<Map<string, Listen
     const [addrHex, portHex] = f[1]!.split(':') as [string, string]
     const port = Number.parseInt(portHex, 16)
     const host = v6 ? hexToIpv6(addrHex) : hexToIpv4(addrHex)
-    rows.set(f[9]!, { address: v6 ? `[${host}]:${port}` : `${host}:${port}`, port })
+    rows.set(f[9]!, { address: formatHostPort(host, port), port })
   }
   return rows
 }

@@ -3,6 +3,7 @@
  * fields OpenZiti users know (see model.ts `InterceptV1`, `HostV1`). Cross-field rules a JSON
  * Schema cannot say (low <= high; `port` or `forwardPort` + `allowedPortRanges`) are in `semanticChecks`.
  */
+import { TERMINATOR_PRECEDENCES } from '@nullport/protocol'
 import type { SchemaError } from './json-schema.js'
 
 const portRange = {
@@ -21,7 +22,7 @@ const address = {
   maxLength: 253,
   pattern: '^(\\*\\.)?[A-Za-z0-9_.:%-]+(/[0-9]{1,3})?$',
 }
-const precedence = { type: 'string', enum: ['default', 'required', 'failed'] }
+const precedence = { type: 'string', enum: [...TERMINATOR_PRECEDENCES] }
 
 export const INTERCEPT_V1_SCHEMA = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',

@@ -1,5 +1,5 @@
 /**
- * The change feed: after each committed transaction the core service publishes one batch, in
+ * The change feed: after each committed transaction the write pipeline (write.ts) publishes one batch, in
  * commit order. The controller's PolicyIndex is updated first (synchronously), then listeners run,
  * so a listener that reads the index sees the batch applied.
  *
@@ -54,7 +54,7 @@ export class ChangeFeed extends EventEmitter<ChangeFeedEvents> {
     this.setMaxListeners(0)
   }
 
-  /** Called by the core service after commit, in commit order. */
+  /** Called by the write pipeline (or the change-log replay) after commit, in commit order. */
   publish(batch: ChangeBatch): void {
     for (const c of batch.changes) {
       try {

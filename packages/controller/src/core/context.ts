@@ -1,7 +1,7 @@
 /**
  * The controller context: everything a component needs, created once by `startController`
- * (server.ts) and passed to route registrars. The edge half (PKI, enrollment, client and fabric
- * APIs, pushes) receives it in `createEdge(ctx)` and `registerEdgeRoutes(app, ctx)`.
+ * (server.ts) and passed to route registrars. The edge runtime (edge/runtime.ts: pushes, router
+ * presence, routes, circuit reports) is built on it and registered as `ctx.edge`.
  */
 import type { PolicyIndex } from '@nullport/protocol'
 import type { Logger } from 'pino'
@@ -10,23 +10,12 @@ import type { Db, Store } from '../store/db.js'
 import type { ChangeFeed } from './change-feed.js'
 import type { CoreService } from './service.js'
 
-/** What the edge module provides to the core and the server (see src/edge-routes.ts). */
+/** What the edge runtime provides to the server (see edge/runtime.ts). */
 export interface EdgeModule {
   /** TLS material of the HTTPS server (client certs requested, not required). */
   tls: { key: string; cert: string; ca: string }
   /** Network CA bundle (root, then intermediate), PEM. */
   caBundlePem: string
-  /**
-   * Signs an enrollment JWT (claims per docs/architecture.md, "Enrollment tokens"). Pure crypto:
-   * the core calls it inside the store transaction that writes the enrollment row (jti = row id).
-   */
-  signEnrollment(o: {
-    kind: 'identity' | 'router'
-    sub: string
-    jti: string
-    name: string
-    expiresAt: Date
-  }): Promise<string>
   /** Called once the server listens, with the advertised base URL (the token issuer). */
   onListening?(baseUrl: string): Promise<void> | void
   /** Called on shutdown before the store closes (end SSE streams, timers). */
@@ -46,7 +35,7 @@ export interface ControllerContext {
   changes: ChangeFeed
   /** In-memory policy data, loaded at start and kept current by the change feed. */
   policy: PolicyIndex
-  /** Set by createEdge() before the server is built. */
+  /** Set by startController before the server is built. */
   edge: EdgeModule
   /** The advertised base URL (`https://host:port`), known once listening. */
   baseUrl: string

@@ -4,14 +4,16 @@
  * Private keys are 0600 (written atomically); a key file readable by group or others stops the
  * controller with ERR_KEY_PERMISSIONS.
  */
-import { createHash, createPublicKey, type X509Certificate as NodeX509, X509Certificate } from 'node:crypto'
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { createPublicKey, type X509Certificate as NodeX509, X509Certificate } from 'node:crypto'
+import { mkdir, readFile, stat } from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { basename, dirname, join } from 'node:path'
+import { join } from 'node:path'
 import {
+  certFingerprint,
   createIntermediateCa,
   createRootCa,
   generateKeyPem,
+  type HostPort,
   isProtocolError,
   issueCertificate,
   makeSpiffeId,
@@ -20,8 +22,11 @@ import {
   parseSpiffeId,
   type SpiffeKind,
   splitPem,
+  stripBrackets,
+  tryParseHostPort,
   verifyCaChain,
   verifyChain,
+  writeFileAtomic,
   writeSecretFile,
 } from '@nullport/protocol'
 import type { Logger } from 'pino'
@@ -70,44 +75,15 @@ const RENEW_BEFORE_MS = 30 * 86400 * 1000
 
 const KEY_FILES = ['root.key', 'intermediate.key', 'server.key', 'signing.key'] as const
 
-/** Normalizes a host for SANs: strips IPv6 brackets. */
-export function normalizeHost(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
-}
-
-/** Splits `host:port` (IPv6 as `[::1]:3022`). Returns null when malformed. */
-export function parseHostPort(value: string): { host: string; port: number } | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]/]+)):(\d{1,5})$/.exec(value)
-  if (!m) return null
-  const host = m[1] ?? m[2]!
-  const port = Number(m[3])
-  if (port < 1 || port > 65535) return null
-  if (m[1] !== undefined && isIP(host) !== 6) return null
-  return { host, port }
+/** `HOST:PORT` (IPv6 as `[::1]:3022`, port 1-65535), or null when malformed. */
+export function parseHostPort(value: string): HostPort | null {
+  const r = tryParseHostPort(value)
+  return r.ok ? { host: r.host, port: r.port } : null
 }
 
 function sanFor(host: string): { dns: string[]; ip: string[] } {
-  const h = normalizeHost(host)
+  const h = stripBrackets(host)
   return isIP(h) ? { dns: [], ip: [h] } : { dns: [h], ip: [] }
-}
-
-async function writePublicFile(path: string, data: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`)
-  const fh = await open(tmp, 'wx', 0o644)
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } catch (err) {
-    await fh.close().catch(() => {})
-    await unlink(tmp).catch(() => {})
-    throw err
-  }
-  await fh.close()
-  await rename(tmp, path)
-}
-
-async function writeSecret(path: string, data: string): Promise<void> {
-  await writeSecretFile(path, data)
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -142,10 +118,6 @@ export async function checkKeyPermissions(dir: string): Promise<void> {
   }
 }
 
-function fingerprintOf(cert: NodeX509): string {
-  return createHash('sha256').update(cert.raw).digest('hex')
-}
-
 function firstCert(pem: string): string {
   const blocks = splitPem(pem)
   if (blocks.length === 0) throw new Error('no certificate in PEM')
@@ -153,8 +125,8 @@ function firstCert(pem: string): string {
 }
 
 /** Whether `cert` names `host` (DNS or IP SAN). */
-function certCoversHost(cert: NodeX509, host: string): boolean {
-  const h = normalizeHost(host)
+export function certCoversHost(cert: NodeX509, host: string): boolean {
+  const h = stripBrackets(host)
   if (isIP(h)) return cert.checkIP(h) !== undefined
   return cert.checkHost(h, { subject: 'never' }) !== undefined
 }
@@ -204,7 +176,7 @@ export class NetworkPki {
     this.identityLifetime = f.identityLifetime
     this.routerLifetime = f.routerLifetime
     this.caBundlePem = `${f.rootCertPem.trim()}\n${f.intermediateCertPem.trim()}\n`
-    this.rootFingerprint = fingerprintOf(new X509Certificate(f.rootCertPem))
+    this.rootFingerprint = certFingerprint(new X509Certificate(f.rootCertPem))
   }
 
   /** Loads the PKI from `<dataDir>/pki`, creating what is missing. */
@@ -229,8 +201,8 @@ export class NetworkPki {
         lifetimeDays: ROOT_DAYS,
         organization: 'Nullport',
       })
-      await writeSecret(p('root.key'), root.keyPem)
-      await writePublicFile(p('root.crt'), root.certPem)
+      await writeSecretFile(p('root.key'), root.keyPem)
+      await writeFileAtomic(p('root.crt'), root.certPem)
       rootCertPem = root.certPem
       rootKeyPem = root.keyPem
       log?.info({ path: p('root.crt') }, 'created network root CA')
@@ -274,8 +246,8 @@ export class NetworkPki {
         commonName: `Nullport Issuing CA (${o.trustDomain})`,
         lifetimeDays: INTERMEDIATE_DAYS,
       })
-      await writeSecret(p('intermediate.key'), inter.keyPem)
-      await writePublicFile(p('intermediate.crt'), inter.certPem)
+      await writeSecretFile(p('intermediate.key'), inter.keyPem)
+      await writeFileAtomic(p('intermediate.crt'), inter.certPem)
       intermediateCertPem = inter.certPem
       intermediateKeyPem = inter.keyPem
       log?.info({ path: p('intermediate.crt') }, 'created issuing intermediate CA')
@@ -283,10 +255,10 @@ export class NetworkPki {
     intermediateCertPem = firstCert(intermediateCertPem)
     const bundle = `${rootCertPem.trim()}\n${intermediateCertPem.trim()}\n`
     if (!(await exists(p('ca-bundle.pem'))) || (await readFile(p('ca-bundle.pem'), 'utf8')) !== bundle) {
-      await writePublicFile(p('ca-bundle.pem'), bundle)
+      await writeFileAtomic(p('ca-bundle.pem'), bundle)
     }
 
-    const interFp = fingerprintOf(new X509Certificate(intermediateCertPem))
+    const interFp = certFingerprint(new X509Certificate(intermediateCertPem))
     const needsLeaf = async (
       certFile: string,
       keyFile: string,
@@ -298,14 +270,14 @@ export class NetworkPki {
       const leaf = new X509Certificate(blocks[0]!)
       if (Date.parse(leaf.validTo) - Date.now() < RENEW_BEFORE_MS) return true
       if (!leaf.checkIssued(new X509Certificate(intermediateCertPem))) return true
-      if (blocks[1] && fingerprintOf(new X509Certificate(blocks[1])) !== interFp) return true
+      if (blocks[1] && certFingerprint(new X509Certificate(blocks[1])) !== interFp) return true
       return extra ? !extra(leaf) : false
     }
     const keyFor = async (keyFile: string): Promise<string> =>
       (await exists(p(keyFile))) ? await readFile(p(keyFile), 'utf8') : await generateKeyPem()
 
     // Server certificate
-    const given = o.hosts.map(normalizeHost).filter((h) => h !== '' && h !== '0.0.0.0' && h !== '::')
+    const given = o.hosts.map(stripBrackets).filter((h) => h !== '' && h !== '0.0.0.0' && h !== '::')
     const hosts = [...new Set([...given, 'localhost', '127.0.0.1', '::1'])]
     if (await needsLeaf('server.crt', 'server.key', (c) => hosts.every((h) => certCoversHost(c, h)))) {
       const keyPem = await keyFor('server.key')
@@ -327,8 +299,8 @@ export class NetworkPki {
         uris: [makeSpiffeId(o.trustDomain, 'controller', 'controller')],
         lifetimeSeconds: SERVER_SECONDS,
       })
-      if (!(await exists(p('server.key')))) await writeSecret(p('server.key'), keyPem)
-      await writePublicFile(p('server.crt'), `${certPem.trim()}\n${intermediateCertPem.trim()}\n`)
+      if (!(await exists(p('server.key')))) await writeSecretFile(p('server.key'), keyPem)
+      await writeFileAtomic(p('server.crt'), `${certPem.trim()}\n${intermediateCertPem.trim()}\n`)
       log?.info({ path: p('server.crt'), dns, ip }, 'issued controller TLS server certificate')
     }
 
@@ -343,8 +315,8 @@ export class NetworkPki {
         usage: 'client',
         lifetimeSeconds: SIGNING_SECONDS,
       })
-      if (!(await exists(p('signing.key')))) await writeSecret(p('signing.key'), keyPem)
-      await writePublicFile(p('signing.crt'), `${certPem.trim()}\n${intermediateCertPem.trim()}\n`)
+      if (!(await exists(p('signing.key')))) await writeSecretFile(p('signing.key'), keyPem)
+      await writeFileAtomic(p('signing.crt'), `${certPem.trim()}\n${intermediateCertPem.trim()}\n`)
       log?.info({ path: p('signing.crt') }, 'issued enrollment signing certificate')
     }
     await checkKeyPermissions(dir)
@@ -487,7 +459,7 @@ export class NetworkPki {
     return {
       certPem,
       chainPem: `${certPem.trim()}\n${this.intermediateCertPem.trim()}\n`,
-      fingerprint: fingerprintOf(leaf),
+      fingerprint: certFingerprint(leaf),
       notAfter: new Date(leaf.validTo).toISOString(),
     }
   }
@@ -536,7 +508,7 @@ export class NetworkPki {
         { kind },
       )
     }
-    const fp = fingerprintOf(leaf)
+    const fp = certFingerprint(leaf)
     const now = Date.now()
     const cached = this.verified.get(fp)
     if (cached && now >= cached.notBefore && now <= cached.notAfter) {

@@ -4,6 +4,7 @@
  */
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { Backoff } from '@nullport/protocol'
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from 'kysely'
 import pg from 'pg'
@@ -171,10 +172,10 @@ export async function openStore(o: OpenStoreOptions): Promise<Store> {
   if (dialect === 'postgres' && pgOptions) {
     const opts = pgOptions
     store.listen = async (channel, onNotify, onReconnect) => {
-      let attempt = 0
+      const backoff = new Backoff({ initialMs: 200, maxMs: 10_000, jitter: 'none' })
       const retry = () => {
         if (closed) return
-        const delay = Math.min(10_000, 200 * 2 ** attempt++)
+        const delay = backoff.next()
         const t = setTimeout(() => {
           timers.delete(t)
           if (!closed) connect().then(onReconnect, retry)
@@ -204,7 +205,7 @@ export async function openStore(o: OpenStoreOptions): Promise<Store> {
           return
         }
         listeners.push(client)
-        attempt = 0
+        backoff.reset()
       }
       await connect()
     }

@@ -9,11 +9,7 @@ import {
   createHash,
   createHmac,
   createPrivateKey,
-  createPublicKey,
   createSecretKey,
-  diffieHellman,
-  generateKeyPair,
-  generateKeyPairSync,
   type KeyObject,
   randomBytes,
   sign,
@@ -24,6 +20,7 @@ import { ProtocolError, type ProtocolErrorCode } from '../errors.js'
 import type { E2EHello } from '../frames/types.js'
 import { MAX_DATA_PAYLOAD } from '../frames/types.js'
 import { parseSpiffeId, spiffeIdOf, splitPem, verifyChain } from '../pki/index.js'
+import { type Ephemeral, ephemeralStats, newEphemeral, sharedSecret, X25519_KEY_SIZE } from './x25519.js'
 
 export interface E2EOwnIdentity {
   /** PEM chain: leaf, intermediate. */
@@ -79,7 +76,6 @@ export const E2E_END_RECORD_SIZE = E2E_OVERHEAD
 export const E2E_PROTOCOL_LABEL = 'nullport-e2e-v1'
 
 const NONCE_SIZE = 16
-const X25519_KEY_SIZE = 32
 /** A DER ECDSA P-256 signature is at most 72 bytes. */
 const MAX_SIGNATURE_SIZE = 72
 /** Records per direction before the session refuses to continue (never reached in practice). */
@@ -348,66 +344,7 @@ function decodeHello(
 }
 
 // ---------------------------------------------------------------------------------------------
-// X25519 and key derivation
-
-interface Ephemeral {
-  privateKey: KeyObject
-  pub: Buffer
-}
-
-function ephemeralOf(privateKey: KeyObject, publicKey: KeyObject): Ephemeral {
-  const jwk = publicKey.export({ format: 'jwk' })
-  return { privateKey, pub: Buffer.from(jwk.x as string, 'base64url') }
-}
-
-/**
- * Ephemeral X25519 keys made ahead of time on libuv's thread pool, so that a handshake does not
- * wait for key generation. Each key is handed out once and dropped; the pool is small and
- * refills after use. When it is empty a key is made synchronously.
- */
-const EPHEMERAL_POOL_SIZE = 8
-const ephemeralPool: Ephemeral[] = []
-let ephemeralPending = 0
-
-function refillEphemerals(): void {
-  while (ephemeralPool.length + ephemeralPending < EPHEMERAL_POOL_SIZE) {
-    ephemeralPending++
-    generateKeyPair('x25519', {}, (err, publicKey, privateKey) => {
-      ephemeralPending--
-      if (!err && ephemeralPool.length < EPHEMERAL_POOL_SIZE)
-        ephemeralPool.push(ephemeralOf(privateKey, publicKey))
-    })
-  }
-}
-
-function newEphemeral(): Ephemeral {
-  const pooled = ephemeralPool.pop()
-  refillEphemerals()
-  if (pooled) {
-    stats.ephemeralHits++
-    return pooled
-  }
-  stats.ephemeralMisses++
-  const { privateKey, publicKey } = generateKeyPairSync('x25519')
-  return ephemeralOf(privateKey, publicKey)
-}
-
-function sharedSecret(privateKey: KeyObject, peerPub: Buffer): Buffer {
-  let secret: Buffer
-  try {
-    // JWK, not DER: OpenSSL 3 imports a raw OKP key far faster than it decodes SPKI
-    const publicKey = createPublicKey({
-      key: { kty: 'OKP', crv: 'X25519', x: peerPub.toString('base64url') },
-      format: 'jwk',
-    })
-    secret = diffieHellman({ privateKey, publicKey })
-  } catch (err) {
-    fail('ERR_E2E_HANDSHAKE', 'e2e: the peer X25519 public key is unusable', {}, err)
-  }
-  if (secret.every((b) => b === 0))
-    fail('ERR_E2E_HANDSHAKE', 'e2e: the peer X25519 public key is a low-order point')
-  return secret
-}
+// key derivation (X25519: x25519.ts)
 
 /**
  * HKDF-SHA256 (RFC 5869) of 32-byte outputs, one extract for several infos: the same bytes as
@@ -669,13 +606,13 @@ const PRESIGNED_SERVICES = 64
 const PRESIGNED_MAX_AGE_MS = 60_000
 const presigned = new Map<string, { ready: Presigned[]; pending: number }>()
 
-const stats = { presignedHits: 0, presignedMisses: 0, ephemeralHits: 0, ephemeralMisses: 0 }
+const stats = { presignedHits: 0, presignedMisses: 0 }
 /**
  * Counters of the handshake's precomputation: dialer hellos taken ready-made vs signed in line,
  * ephemeral keys taken from the pool vs made in line. For metrics and tests.
  */
-export function e2eHandshakeStats(): Readonly<typeof stats> {
-  return { ...stats }
+export function e2eHandshakeStats(): Readonly<typeof stats & typeof ephemeralStats> {
+  return { ...stats, ...ephemeralStats }
 }
 
 function unsigned(service: string): [Buffer, { eph: Ephemeral; nonce: Buffer }] {

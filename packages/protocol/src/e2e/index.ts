@@ -10,3 +10,4 @@
  * record too, so a router cannot truncate a stream undetected.
  */
 export * from './e2e.js'
+export { e2eEphemeralPoolTarget } from './x25519.js'

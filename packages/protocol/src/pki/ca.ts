@@ -16,7 +16,7 @@ import {
   subjectName,
   wc,
 } from './internal.js'
-import { cnOf, loadIssuer, validity } from './issuer.js'
+import { cnOf, loadIssuer, signWithIssuer, validity } from './issuer.js'
 import { generateKeyPem, importVerifyKey, keyPairOf, loadPrivateKey, pkcs8Pem } from './keys.js'
 import { pemOf } from './pem.js'
 
@@ -79,24 +79,17 @@ export async function createIntermediateCa(o: {
     DEFAULT_BACKDATE_SECONDS * 1000,
     issuer.notAfter,
   )
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: randomSerialHex(),
-      subject: subjectName(commonName),
-      issuer: issuer.cert.subjectName,
-      notBefore,
-      notAfter,
-      publicKey,
-      signingKey: issuer.signingKey,
-      signingAlgorithm: SIGN_ALG,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, pathLength, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(publicKey, false, wc),
-        new x509.AuthorityKeyIdentifierExtension(issuer.authorityKeyId, false),
-      ],
-    },
-    wc,
-  )
+  const cert = await signWithIssuer(issuer, {
+    commonName,
+    publicKey,
+    notBefore,
+    notAfter,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, pathLength, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(publicKey, false, wc),
+      new x509.AuthorityKeyIdentifierExtension(issuer.authorityKeyId, false),
+    ],
+  })
   return { certPem: pemOf(cert), keyPem: pkcs8Pem(key) }
 }

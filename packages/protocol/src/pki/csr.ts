@@ -15,7 +15,7 @@ import {
 } from './internal.js'
 import { checkP256Public, keyPairOf, loadPrivateKey } from './keys.js'
 import { pemOf } from './pem.js'
-import { checkSans, type Sans, readSans, sanExtension } from './sans.js'
+import { checkSans, readSans, type Sans, sanExtension } from './sans.js'
 
 /** PEM PKCS#10 CSR signed by keyPem. */
 export async function createCsr(o: {

@@ -4,7 +4,7 @@
  */
 import './reflect-metadata.js'
 import { randomBytes, webcrypto } from 'node:crypto'
-import * as x509 from '@peculiar/x509'
+import type * as x509 from '@peculiar/x509'
 import { ProtocolError, type ProtocolErrorCode } from '../errors.js'
 
 export const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1'

@@ -2,7 +2,7 @@
 import './reflect-metadata.js'
 import { X509Certificate } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
-import { type CryptoKey, invalid, wc } from './internal.js'
+import { type CryptoKey, invalid, randomSerialHex, SIGN_ALG, subjectName, wc } from './internal.js'
 import { importSigningKey, importVerifyKey, loadPrivateKey, spkiDer } from './keys.js'
 import { splitPem } from './pem.js'
 
@@ -84,4 +84,31 @@ export function validity(
   let notAfter = new Date(Math.floor((now + lifetimeMs) / 1000) * 1000)
   if (cap && notAfter.getTime() > cap.getTime()) notAfter = cap
   return { notBefore, notAfter }
+}
+
+/** Signs a certificate (random serial, subject CN `commonName`) for `publicKey` with `issuer`. */
+export function signWithIssuer(
+  issuer: Issuer,
+  o: {
+    commonName: string
+    publicKey: CryptoKey
+    notBefore: Date
+    notAfter: Date
+    extensions: x509.Extension[]
+  },
+): Promise<x509.X509Certificate> {
+  return x509.X509CertificateGenerator.create(
+    {
+      serialNumber: randomSerialHex(),
+      subject: subjectName(o.commonName),
+      issuer: issuer.cert.subjectName,
+      notBefore: o.notBefore,
+      notAfter: o.notAfter,
+      publicKey: o.publicKey,
+      signingKey: issuer.signingKey,
+      signingAlgorithm: SIGN_ALG,
+      extensions: o.extensions,
+    },
+    wc,
+  )
 }

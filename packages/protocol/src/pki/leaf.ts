@@ -2,18 +2,10 @@
 import './reflect-metadata.js'
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
-import { type CertUsage, DEFAULT_BACKDATE_SECONDS, type IssuedPem } from './defaults.js'
-import {
-  checkCommonName,
-  checkPositiveInt,
-  invalid,
-  randomSerialHex,
-  SIGN_ALG,
-  subjectName,
-  wc,
-} from './internal.js'
 import { parseCsr } from './csr.js'
-import { loadIssuer, validity } from './issuer.js'
+import { type CertUsage, DEFAULT_BACKDATE_SECONDS, type IssuedPem } from './defaults.js'
+import { checkCommonName, checkPositiveInt, invalid, wc } from './internal.js'
+import { loadIssuer, signWithIssuer, validity } from './issuer.js'
 import {
   generateKeyPem,
   importVerifyKey,
@@ -84,20 +76,7 @@ export async function issueCertificate(o: {
   ]
   const san = sanExtension(sans)
   if (san) extensions.push(san)
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: randomSerialHex(),
-      subject: subjectName(commonName),
-      issuer: issuer.cert.subjectName,
-      notBefore,
-      notAfter,
-      publicKey,
-      signingKey: issuer.signingKey,
-      signingAlgorithm: SIGN_ALG,
-      extensions,
-    },
-    wc,
-  )
+  const cert = await signWithIssuer(issuer, { commonName, publicKey, notBefore, notAfter, extensions })
   return pemOf(cert)
 }
 

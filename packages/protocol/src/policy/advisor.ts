@@ -15,7 +15,8 @@
  */
 import type { PolicyIdentity, PolicyService, PolicyType, Role, ServicePolicy } from '../model.js'
 import { commands } from './fixes.js'
-import type { AdvisorReport, PolicyIndex } from './policy-index.js'
+import type { PolicyIndex } from './policy-index.js'
+import type { AdvisorReport } from './policy-index-types.js'
 import { type CompiledRoles, compiledMatches, compileRoles } from './roles.js'
 
 type Kind = 'identity' | 'service' | 'router'

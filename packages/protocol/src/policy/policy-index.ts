@@ -57,121 +57,26 @@ import type {
   Terminator,
 } from '../model.js'
 import { explainAccess } from './advisor.js'
+import {
+  type CompiledEdgeRouterPolicy,
+  type CompiledServiceEdgeRouterPolicy,
+  type CompiledServicePolicy,
+  compileEdgeRouterPolicy,
+  compileServiceEdgeRouterPolicy,
+  compileServicePolicy,
+} from './compiled-policies.js'
 import { EntityTable, RoleIndex } from './entity-table.js'
 import { fixes } from './fixes.js'
+import { IMPACT_MAX_SERVICES, type PolicyImpact } from './impact.js'
+import type {
+  AdvisorReport,
+  AuthzDenyCode,
+  AuthzResult,
+  PolicyIndexOptions,
+  PolicyIndexStats,
+  PostureContext,
+} from './policy-index-types.js'
 import { type CompiledRoles, compiledMatches, compileRoles, parseRoles, type RoleSubject } from './roles.js'
-
-export { type ParsedRole, parseRole } from './roles.js'
-
-export type AuthzDenyCode =
-  | 'ERR_IDENTITY_NOT_FOUND'
-  | 'ERR_IDENTITY_DISABLED'
-  | 'ERR_SERVICE_NOT_FOUND'
-  | 'ERR_NO_DIAL_PERMISSION'
-  | 'ERR_NO_BIND_PERMISSION'
-  | 'ERR_ROUTER_NOT_FOUND'
-  | 'ERR_ROUTER_DISABLED'
-  | 'ERR_NO_EDGE_ROUTER_POLICY'
-  | 'ERR_NO_SERVICE_EDGE_ROUTER_POLICY'
-
-export type AuthzResult = { ok: true } | { ok: false; code: AuthzDenyCode; message: string }
-
-export interface AdvisorReport {
-  identity: { id: string; name: string } | null
-  service: { id: string; name: string } | null
-  /** Policies granting Dial / Bind, by name. */
-  dialPolicies: string[]
-  bindPolicies: string[]
-  /**
-   * Names of the enabled routers the identity may use (edge router policies) and the service may
-   * use (service edge router policies), and both (`isOnline` is filled in by the controller; the
-   * index does not know it).
-   */
-  identityRouters: string[]
-  serviceRouters: string[]
-  commonRouters: Array<{ id: string; name: string; isOnline?: boolean }>
-  canDial: boolean
-  canBind: boolean
-  /** Human lines explaining each gap and the command that fixes it. */
-  findings: string[]
-}
-
-/** Context handed to the posture-check seam. */
-export interface PostureContext {
-  policy: ServicePolicy
-  identity: PolicyIdentity
-  service: PolicyService
-}
-
-export interface PolicyIndexOptions {
-  /**
-   * Posture checks (not implemented yet): called for a policy that would grant access and whose
-   * `postureCheckRoles` are not empty; return false to withhold its grant. Default: every policy
-   * passes. Consulted by `authorize` and `grantingPolicies`; `servicesFor` lists services
-   * regardless (as OpenZiti lists them with their posture queries).
-   */
-  postureCheck?: (ctx: PostureContext) => boolean
-}
-
-interface CompiledServicePolicy {
-  raw: ServicePolicy
-  identity: CompiledRoles
-  service: CompiledRoles
-  posture: CompiledRoles
-}
-interface CompiledEdgeRouterPolicy {
-  raw: EdgeRouterPolicy
-  identity: CompiledRoles
-  router: CompiledRoles
-}
-interface CompiledServiceEdgeRouterPolicy {
-  raw: ServiceEdgeRouterPolicy
-  service: CompiledRoles
-  router: CompiledRoles
-}
-
-/** Counts, for logs and metrics. */
-export interface PolicyIndexStats {
-  version: number
-  identities: number
-  services: number
-  routers: number
-  servicePolicies: number
-  edgeRouterPolicies: number
-  serviceEdgeRouterPolicies: number
-  terminators: number
-}
-
-/**
- * Collects the identities whose answers may change because of applied changes: pass one to
- * `apply(change, impact)` (for a batch, the same one to each call), then notify
- * `impact.all ? everyone : impact.identities`. Answers covered: servicesFor (Dial, Bind),
- * routersForIdentity, routersFor(identity, service), and the data of the services an identity may
- * reach (a service rename or attribute change reaches who may dial or bind it). A superset:
- * never misses an identity (the randomized cross-check proves it), may include a few extra.
- * Terminator changes affect nobody's service list.
- */
-export class PolicyImpact {
-  /** Every identity may be affected (a `#all` role was involved, or too many to list). */
-  all = false
-  readonly identities = new Set<string>()
-
-  markAll(): void {
-    this.all = true
-    this.identities.clear()
-  }
-
-  add(identityId: string): void {
-    if (!this.all) this.identities.add(identityId)
-  }
-
-  has(identityId: string): boolean {
-    return this.all || this.identities.has(identityId)
-  }
-}
-
-/** Above this many services touched by one service edge router policy, the impact is "everyone". */
-const IMPACT_MAX_SERVICES = 1000
 
 const ENTITY_NAMES = new Set([
   'identity',
@@ -182,47 +87,6 @@ const ENTITY_NAMES = new Set([
   'serviceEdgeRouterPolicy',
   'terminator',
 ])
-
-function compileServicePolicy(p: ServicePolicy): CompiledServicePolicy {
-  const copy: ServicePolicy = {
-    ...p,
-    identityRoles: [...(p.identityRoles ?? [])],
-    serviceRoles: [...(p.serviceRoles ?? [])],
-    postureCheckRoles: [...(p.postureCheckRoles ?? [])],
-  }
-  return {
-    raw: copy,
-    identity: compileRoles(copy.identityRoles, copy.semantic),
-    service: compileRoles(copy.serviceRoles, copy.semantic),
-    posture: compileRoles(copy.postureCheckRoles, copy.semantic),
-  }
-}
-
-function compileEdgeRouterPolicy(p: EdgeRouterPolicy): CompiledEdgeRouterPolicy {
-  const copy: EdgeRouterPolicy = {
-    ...p,
-    identityRoles: [...(p.identityRoles ?? [])],
-    edgeRouterRoles: [...(p.edgeRouterRoles ?? [])],
-  }
-  return {
-    raw: copy,
-    identity: compileRoles(copy.identityRoles, copy.semantic),
-    router: compileRoles(copy.edgeRouterRoles, copy.semantic),
-  }
-}
-
-function compileServiceEdgeRouterPolicy(p: ServiceEdgeRouterPolicy): CompiledServiceEdgeRouterPolicy {
-  const copy: ServiceEdgeRouterPolicy = {
-    ...p,
-    serviceRoles: [...(p.serviceRoles ?? [])],
-    edgeRouterRoles: [...(p.edgeRouterRoles ?? [])],
-  }
-  return {
-    raw: copy,
-    service: compileRoles(copy.serviceRoles, copy.semantic),
-    router: compileRoles(copy.edgeRouterRoles, copy.semantic),
-  }
-}
 
 /**
  * Holds the policy data and answers authorization questions in time independent of the number of

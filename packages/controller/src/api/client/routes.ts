@@ -4,15 +4,15 @@
  * token is also sent (`Authorization: Bearer` or `zt-session`), it must be a valid client session of
  * the same identity.
  */
-import type { ClientEdgeRouter, ClientEvent } from '@nullport/protocol'
+import type { ClientEvent } from '@nullport/protocol'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { EdgeRuntime } from '../../edge/runtime.js'
+import { SseStream } from '../../edge/sse.js'
 import { checkEnrollRate, enroll, limitedEnroll } from '../../enrollment/enroll.js'
 import { renewCertificate } from '../../enrollment/renew.js'
 import { ControllerError } from '../../errors.js'
 import { authenticatePeer, type PeerIdentity } from '../../pki/peer-auth.js'
-import type { EdgeRuntime } from '../../push/edge-runtime.js'
-import { SseStream } from '../../push/sse.js'
 import { sessionToken } from '../common/auth.js'
 import { ErrorSchema, envelope, ok } from '../common/envelope.js'
 
@@ -230,24 +230,7 @@ export async function clientRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
     },
     async (req) => {
       const { limit, offset } = page(req.query)
-      const ids = [...ctx.policy.routersForIdentity(req.peer!.id)]
-      const online = new Map<string, boolean>()
-      for (let i = 0; i < ids.length; i += 500) {
-        const part = ids.slice(i, i + 500)
-        const rows = await ctx.db
-          .selectFrom('edge_routers')
-          .select(['id', 'is_online'])
-          .where('id', 'in', part)
-          .execute()
-        for (const r of rows) online.set(r.id, Number(r.is_online) === 1)
-      }
-      const all: ClientEdgeRouter[] = []
-      for (const id of ids) {
-        const r = ctx.policy.router(id)
-        if (!r || r.disabled || !r.advertise) continue
-        all.push({ id, name: r.name, advertise: r.advertise, isOnline: online.get(id) ?? false })
-      }
-      all.sort((a, b) => a.name.localeCompare(b.name))
+      const all = await ctx.core.clientEdgeRouters(req.peer!.id)
       return ok(all.slice(offset, offset + limit), { pagination: { limit, offset, totalCount: all.length } })
     },
   )

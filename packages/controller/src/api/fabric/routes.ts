@@ -3,22 +3,22 @@
  * certificate's SPIFFE id). `/enroll` is the only route without a certificate.
  */
 
-import { isIP } from 'node:net'
-import type { PolicySnapshot, RouterEvent } from '@nullport/protocol'
+import type { PolicySnapshot, RouterEvent, TerminatorPrecedence } from '@nullport/protocol'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { CircuitReport } from '../../edge/circuit-registry.js'
+import type { EdgeRuntime } from '../../edge/runtime.js'
+import { SseStream } from '../../edge/sse.js'
 import { checkEnrollRate, enroll, limitedEnroll } from '../../enrollment/enroll.js'
 import { renewCertificate } from '../../enrollment/renew.js'
 import { ControllerError } from '../../errors.js'
-import { parseHostPort } from '../../pki/network-pki.js'
+import { certCoversHost, parseHostPort } from '../../pki/network-pki.js'
 import { authenticatePeer, peerCertificate } from '../../pki/peer-auth.js'
-import type { EdgeRuntime } from '../../push/edge-runtime.js'
-import { SseStream } from '../../push/sse.js'
 import { MAX_LINK_LATENCY_MS, MAX_LINK_PEERS } from '../../routing/route-manager.js'
 import { EnrollResult, RenewBody, RenewResult } from '../client/routes.js'
 import { requireAdmin } from '../common/auth.js'
 import { ErrorSchema, envelope, ok } from '../common/envelope.js'
-import type { CircuitReport } from './circuits.js'
+import { Precedence } from '../common/terminator-options.js'
 
 const Id = Type.String({ minLength: 1, maxLength: 255 })
 const Advertise = Type.String({
@@ -26,7 +26,6 @@ const Advertise = Type.String({
   maxLength: 300,
   description: 'HOST:PORT (IPv6 as [addr]:port)',
 })
-const Precedence = Type.Union([Type.Literal('default'), Type.Literal('required'), Type.Literal('failed')])
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema }
 
 const RouterEnrollBody = Type.Object(
@@ -136,12 +135,7 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
 
   app.get(`${base}/stream`, { onRequest: auth }, async (req, reply) => {
     const peer = req.peer!
-    const row = await ctx.db
-      .selectFrom('edge_routers')
-      .select(['is_online'])
-      .where('id', '=', peer.id)
-      .executeTakeFirst()
-    if (row && Number(row.is_online) !== 1) await ctx.core.setRouterStatus(peer.id, { isOnline: true })
+    await ctx.core.routerStreamOpened(peer.id)
     reply.hijack()
     const stream = new SseStream(reply.raw, {
       maxBuffered: rt.routerStreamMaxBuffered,
@@ -152,9 +146,9 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
     if (!lastSnapshot || lastSnapshot.version !== ctx.policy.version) lastSnapshot = ctx.policy.snapshot()
     const snapshot = lastSnapshot
     rt.routers.attach(peer.id, peer.fingerprint, stream, snapshot, rt.routes.current(peer.id), (reason) =>
-      rt.routerDisconnected(peer.id, reason),
+      rt.presence.disconnected(peer.id, reason),
     )
-    rt.routerConnected(peer.id)
+    rt.presence.connected(peer.id)
     req.log.info({ routerId: peer.id, version: snapshot.version }, 'router stream open')
   })
 
@@ -165,13 +159,7 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
       throw new ControllerError('ERR_VALIDATION', 'advertise: must be HOST:PORT', { path: '$.advertise' })
     }
     const cert = peerCertificate(req)
-    const host = hp.host
-    if (
-      cert &&
-      (isIP(host)
-        ? cert.checkIP(host) === undefined
-        : cert.checkHost(host, { subject: 'never' }) === undefined)
-    ) {
+    if (cert && !certCoversHost(cert, hp.host)) {
       req.log.info(
         { routerId: req.peer!.id, advertise: body.advertise },
         'the router advertises a host its certificate does not name (peers verify its SPIFFE id, so links and SDKs still work; re-enroll it to update the SANs)',
@@ -182,7 +170,7 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
       advertise: body.advertise,
       ...(body.version !== undefined ? { version: body.version } : {}),
     })
-    rt.routerAnnounced(req.peer!.id)
+    rt.presence.announced(req.peer!.id)
     return ok({ id: req.peer!.id, name: req.peer!.name, advertise: body.advertise, isOnline: true })
   })
 
@@ -197,37 +185,9 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
         serviceId: string
         identityId: string
         cost?: number
-        precedence?: 'default' | 'required' | 'failed'
+        precedence?: TerminatorPrecedence
       }
-      const routerId = req.peer!.id
-      const svc = ctx.policy.service(body.serviceId) ?? ctx.policy.serviceByName(body.serviceId)
-      if (!svc)
-        throw new ControllerError('ERR_NOT_FOUND', `no service "${body.serviceId}"`, {
-          entity: 'service',
-          ref: body.serviceId,
-        })
-      const authz = ctx.policy.authorize(body.identityId, svc.id, 'Bind', routerId)
-      if (!authz.ok) {
-        throw new ControllerError(
-          'ERR_BIND_NOT_AUTHORIZED',
-          `identity ${body.identityId} may not host ${svc.name} at this router: ${authz.message}`,
-          {
-            reason: authz.code,
-            serviceId: svc.id,
-            identityId: body.identityId,
-          },
-        )
-      }
-      const term = await ctx.core.createTerminator(
-        {
-          serviceId: svc.id,
-          routerId,
-          identityId: body.identityId,
-          ...(body.cost !== undefined ? { cost: body.cost } : {}),
-          ...(body.precedence !== undefined ? { precedence: body.precedence } : {}),
-        },
-        actor(req),
-      )
+      const term = await ctx.core.bindTerminator(req.peer!.id, body, actor(req))
       reply.status(201)
       return ok(term)
     },
@@ -238,21 +198,7 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
     { schema: { params: Type.Object({ id: Id }) }, onRequest: auth },
     async (req) => {
       const { id } = req.params as { id: string }
-      const row = await ctx.db
-        .selectFrom('terminators')
-        .select(['id', 'router_id'])
-        .where('id', '=', id)
-        .executeTakeFirst()
-      if (!row)
-        throw new ControllerError('ERR_NOT_FOUND', `no terminator ${id}`, { entity: 'terminator', ref: id })
-      if (row.router_id !== req.peer!.id) {
-        throw new ControllerError(
-          'ERR_FORBIDDEN',
-          `terminator ${id} belongs to another router: a router may delete only its own`,
-          { id },
-        )
-      }
-      await ctx.core.deleteTerminator(id, actor(req))
+      await ctx.core.unbindTerminator(req.peer!.id, id, actor(req))
       return ok({ id })
     },
   )
@@ -261,7 +207,7 @@ export async function fabricRoutes(app: FastifyInstance, rt: EdgeRuntime): Promi
     const body = req.body as { peers: Array<{ routerId: string; latencyMs: number }> }
     const peers = body.peers.filter((p) => ctx.policy.router(p.routerId) !== undefined)
     rt.routes.setLinks(req.peer!.id, peers)
-    rt.scheduleRoutes()
+    rt.routePush.schedule()
     return ok({ accepted: peers.length, ignored: body.peers.length - peers.length })
   })
 

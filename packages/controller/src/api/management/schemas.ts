@@ -1,5 +1,6 @@
 /** TypeBox schemas of the management API bodies and entities (additionalProperties false everywhere). */
 import { type TObject, type TProperties, Type } from '@sinclair/typebox'
+import { Precedence, Strategy } from '../common/terminator-options.js'
 
 const strict = <T extends TProperties>(p: T, description?: string) =>
   Type.Object(p, { additionalProperties: false, ...(description ? { description } : {}) })
@@ -25,13 +26,6 @@ const Roles = Type.Array(Type.String({ minLength: 2, maxLength: 300, pattern: SA
   description: '#attr, @id-or-name or #all',
 })
 const Semantic = Type.String({ description: 'AnyOf (default) or AllOf, any case' })
-const Precedence = Type.Union([Type.Literal('default'), Type.Literal('required'), Type.Literal('failed')])
-const Strategy = Type.Union([
-  Type.Literal('smartrouting'),
-  Type.Literal('weighted'),
-  Type.Literal('random'),
-  Type.Literal('sticky'),
-])
 const Password = Type.String({
   minLength: 8,
   maxLength: 1024,

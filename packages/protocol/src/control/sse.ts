@@ -5,7 +5,7 @@
  * (ERR_SSE_LINE_TOO_LONG / ERR_SSE_EVENT_TOO_LARGE) before more is buffered; the caller drops
  * the stream and reconnects. Scans each byte once.
  */
-import { ProtocolError } from './errors.js'
+import { ProtocolError } from '../errors.js'
 
 export interface SseEvent {
   /** `event:` field, default `message`. */
