@@ -84,9 +84,13 @@ export function contextTimings(opts: ContextOptions): ContextTimings {
 
 /** The controller URL: option `controller`, else the identity file's. */
 export function controllerUrl(opts: ContextOptions, fromFile: string): string {
+  let u: URL
   try {
-    return new URL(opts.controller ?? fromFile).toString()
+    u = new URL(opts.controller ?? fromFile)
   } catch (err) {
     throw new SdkError('ERR_INVALID_OPTION', `option controller must be an https:// URL`, {}, { cause: err })
   }
+  if (u.protocol !== 'https:')
+    throw new SdkError('ERR_INVALID_OPTION', `option controller must be an https:// URL`)
+  return u.toString()
 }

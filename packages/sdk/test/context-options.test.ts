@@ -39,11 +39,14 @@ describe('context options', () => {
     }
   })
 
-  it('controller must be a URL', () => {
+  it('controller must be an https:// URL', () => {
     assert.equal(controllerUrl({}, 'https://c.example:1280'), 'https://c.example:1280/')
-    assert.throws(
-      () => controllerUrl({ controller: 'not a url' }, 'https://c.example'),
-      (err: unknown) => isSdkError(err, 'ERR_INVALID_OPTION'),
-    )
+    for (const controller of ['not a url', 'http://c.example:1280']) {
+      assert.throws(
+        () => controllerUrl({ controller }, 'https://c.example'),
+        (err: unknown) => isSdkError(err, 'ERR_INVALID_OPTION') && /https:\/\//.test(err.message),
+        controller,
+      )
+    }
   })
 })
