@@ -7,11 +7,11 @@
  */
 import http from 'node:http'
 import { Counter, Gauge, Registry } from 'prom-client'
-import { formatHostPort, type HostPort } from './config.js'
+import { formatHostPort, type HostPort } from '@nullport/protocol'
 
 export interface MetricsSource {
   readonly id: string
-  bytesForwarded: number
+  readonly bytesForwarded: number
   circuitCount(): number
   connectionCounts(): { sdk: number; router: number }
   linkLatencies(): Array<{ routerId: string; latencyMs: number }>
