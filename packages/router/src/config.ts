@@ -28,7 +28,16 @@ export interface RouterConfig {
    * share of the certificate's lifetime has passed (0 < F < 1). Default: on, 2/3.
    */
   renew?: false | { fraction?: number }
+  /** Most concurrent TLS connections. Default 10000. */
+  maxConnections?: number
+  /** Milliseconds from TCP accept until TLS is done (socket destroyed), then again for HELLO (GOAWAY). Default 10000. */
+  handshakeTimeoutMs?: number
+  /** Connections one source address may hold before TLS is done. Default 64. */
+  maxPreAuthPerAddress?: number
 }
+
+/** Connection limits a config file may set (positive integers; defaults in options.ts). */
+const LIMIT_KEYS = ['maxConnections', 'handshakeTimeoutMs', 'maxPreAuthPerAddress'] as const
 
 const MAX_CONFIG_BYTES = 64 * 1024
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -68,7 +77,15 @@ export function validateRouterConfig(
     throw new RouterError('ERR_ROUTER_CONFIG', `router config ${source} must be a JSON object`, { source })
   }
   const v = value as Record<string, unknown>
-  const allowed = new Set(['identityFile', 'listen', 'advertise', 'metricsListen', 'logLevel', 'renew'])
+  const allowed = new Set([
+    'identityFile',
+    'listen',
+    'advertise',
+    'metricsListen',
+    'logLevel',
+    'renew',
+    ...LIMIT_KEYS,
+  ])
   for (const k of Object.keys(v)) {
     if (!allowed.has(k))
       throw configError(k, `is not a known field (known: ${[...allowed].join(', ')})`, source)
@@ -99,12 +116,18 @@ export function validateRouterConfig(
         source,
       )
   }
+  for (const k of LIMIT_KEYS) {
+    const x = v[k]
+    if (x !== undefined && !(typeof x === 'number' && Number.isSafeInteger(x) && x > 0))
+      throw configError(k, `must be a positive integer, got ${JSON.stringify(x)}`, source)
+  }
   const identityFile =
     isAbsolute(v.identityFile) || !opts.baseDir ? v.identityFile : resolve(opts.baseDir, v.identityFile)
   const out: RouterConfig = { identityFile, listen: v.listen as string, advertise: v.advertise as string }
   if (v.metricsListen !== undefined) out.metricsListen = v.metricsListen as string
   if (v.logLevel !== undefined) out.logLevel = v.logLevel as RouterConfig['logLevel'] & string
   if (v.renew !== undefined) out.renew = v.renew as false | { fraction?: number }
+  for (const k of LIMIT_KEYS) if (v[k] !== undefined) out[k] = v[k] as number
   return out
 }
 

@@ -68,8 +68,16 @@ export interface StartRouterOptions {
   maxCircuitsPerConnection?: number
   /** Most binds per SDK connection. Default 256. */
   maxBindsPerConnection?: number
-  /** TLS handshake + HELLO must finish within this. Default 10000 ms. */
+  /**
+   * From TCP accept, the TLS handshake must finish within this (the socket is destroyed at it),
+   * and then HELLO within this again (GOAWAY ERR_HANDSHAKE_TIMEOUT). Default 10000 ms.
+   */
   handshakeTimeoutMs?: number
+  /**
+   * Connections one source address may hold before they finish TLS; more are
+   * destroyed at accept (so one address cannot take `maxConnections`). Default 64.
+   */
+  maxPreAuthPerAddress?: number
   /** A dial without DIAL_SUCCESS/DIAL_FAILED within this fails with ERR_DIAL_TIMEOUT. Default 15000 ms. */
   dialTimeoutMs?: number
   /**
@@ -107,6 +115,7 @@ export interface RouterLimits {
   maxCircuitsPerConnection: number
   maxBindsPerConnection: number
   handshakeTimeoutMs: number
+  maxPreAuthPerAddress: number
   dialTimeoutMs: number
   maxQueuedBytesPerCircuit: number
   linkPingIntervalMs: number
@@ -134,6 +143,7 @@ export function resolveLimits(opts: StartRouterOptions): RouterLimits {
     maxCircuitsPerConnection: posInt(opts.maxCircuitsPerConnection, 4096, 'maxCircuitsPerConnection'),
     maxBindsPerConnection: posInt(opts.maxBindsPerConnection, 256, 'maxBindsPerConnection'),
     handshakeTimeoutMs: posInt(opts.handshakeTimeoutMs, 10_000, 'handshakeTimeoutMs'),
+    maxPreAuthPerAddress: posInt(opts.maxPreAuthPerAddress, 64, 'maxPreAuthPerAddress'),
     dialTimeoutMs: posInt(opts.dialTimeoutMs, 15_000, 'dialTimeoutMs'),
     maxQueuedBytesPerCircuit: posInt(
       opts.maxQueuedBytesPerCircuit,

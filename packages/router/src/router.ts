@@ -10,7 +10,13 @@
  * policy stream that drives them.
  */
 import tls from 'node:tls'
-import { formatHostPort, type IdentityFile, saveIdentityFile } from '@nullport/protocol'
+import {
+  formatHostPort,
+  type IdentityFile,
+  type PreAuthLimits,
+  type PreAuthStats,
+  saveIdentityFile,
+} from '@nullport/protocol'
 import { Dialer } from './circuits/dialer.js'
 import { Forwarder } from './circuits/forwarder.js'
 import { CircuitReports } from './circuits/reports.js'
@@ -216,6 +222,11 @@ class Router implements RouterHandle, MetricsSource {
 
   linkLatencies(): Array<{ routerId: string; latencyMs: number }> {
     return this.links.latencies()
+  }
+
+  preAuth(): { stats: PreAuthStats; limits: PreAuthLimits; maxConnections: number } {
+    const s = this.state
+    return { stats: s.preAuth.stats(), limits: s.preAuth.limits, maxConnections: s.limits.maxConnections }
   }
 
   certExpiresAt(): number {

@@ -5,7 +5,13 @@
  * links, the circuit table and the terminators hosted here. Parts read and change it directly;
  * the operations on each concept live in the part that owns it.
  */
-import type { IdentityFile, PolicyIndex, PolicyRouter, RouteTable } from '@nullport/protocol'
+import {
+  type IdentityFile,
+  type PolicyIndex,
+  type PolicyRouter,
+  PreAuthGuard,
+  type RouteTable,
+} from '@nullport/protocol'
 import type { Logger } from 'pino'
 import { CircuitTable } from './circuits/circuit-table.js'
 import type { Peer } from './connections/peer.js'
@@ -33,6 +39,8 @@ export class RouterState {
   /** The controller's fabric API (requests and the policy stream). */
   readonly fabric: FabricClient
   readonly metrics: RouterMetrics
+  /** What accepted connections may hold before TLS and HELLO are done (acceptor, dispatch). */
+  readonly preAuth: PreAuthGuard
   /** The identity in use (its cert/key/ca change on renewal). */
   identity: IdentityFile
   /** The policy data; null until the first snapshot. */
@@ -69,6 +77,10 @@ export class RouterState {
     this.hooks = init.hooks
     this.fabric = init.fabric
     this.metrics = init.metrics
+    this.preAuth = new PreAuthGuard(
+      { deadlineMs: init.limits.handshakeTimeoutMs, perAddress: init.limits.maxPreAuthPerAddress },
+      (reason, address) => this.log.info({ reason, address }, 'unauthenticated connection dropped'),
+    )
     this.ready = new Promise<void>((r) => {
       this.resolveReady = r
     })

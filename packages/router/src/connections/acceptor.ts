@@ -1,9 +1,12 @@
 /**
  * The router's one TLS listener, for SDKs and for links from other routers alike (mTLS: a client
  * certificate chaining to the network CA is required). Each accepted connection is bounded
- * (`maxConnections`, the handshake timeout), authenticated by the one certificate check once the
- * policy data is there, and handed to the dispatch.
+ * (`maxConnections`; until mutual TLS is done, the pre-auth guard `state.preAuth`: a deadline
+ * of `handshakeTimeoutMs` from TCP accept and `maxPreAuthPerAddress` per source address; then
+ * HELLO within `handshakeTimeoutMs`, else GOAWAY ERR_HANDSHAKE_TIMEOUT), authenticated by the one
+ * certificate check once the policy data is there, and handed to the dispatch.
  */
+import type { Socket } from 'node:net'
 import tls from 'node:tls'
 import { FrameConnection, type HostPort } from '@nullport/protocol'
 import type { RouterState } from '../state.js'
@@ -32,8 +35,11 @@ export class Acceptor {
       handshakeTimeout: s.limits.handshakeTimeoutMs,
     })
     server.maxConnections = s.limits.maxConnections
+    server.on('connection', (raw: Socket) => s.preAuth.admit(raw))
     server.on('secureConnection', (socket) => this.onSecureConnection(socket))
     server.on('tlsClientError', (err, socket) => {
+      // a failed or timed-out handshake closes the socket (Node only reports it)
+      socket.destroy()
       s.log.info(
         {
           code: 'ERR_CERT_INVALID',
@@ -64,11 +70,15 @@ export class Acceptor {
   /** Stops accepting; resolves once the listener closed (open connections are the caller's). */
   close(): Promise<void> {
     const server = this.server
+    this.state.preAuth.close()
     return server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve()
   }
 
   private onSecureConnection(socket: tls.TLSSocket): void {
     const s = this.state
+    // mTLS is done (a certificate chaining to the network CA): the connection leaves the
+    // pre-auth guard; HELLO has its own timer below, answered with a coded GOAWAY
+    s.preAuth.authenticated(socket)
     if (s.stopping) {
       socket.destroy()
       return
