@@ -27,6 +27,11 @@ export interface ContextOptions {
    * the file (atomically, 0600) with the renewed certificate and key.
    */
   renew?: RenewOption
+  /**
+   * An event loop blocked this long (ms) is reported: the context emits 'stall' ({ lagMs, at })
+   * and logs a warning once the loop runs again. `false` disables the check. Default 2000.
+   */
+  stallWarningMs?: number | false
 }
 
 /** The timing options of a context, validated, with their defaults. */
@@ -37,6 +42,8 @@ export interface ContextTimings {
   eventsIdleTimeoutMs: number
   reconnect: BackoffOptions
   agent: string
+  /** null: the stall check is off. */
+  stallWarningMs: number | null
 }
 
 /** A positive integer option (ms), or its default; ERR_INVALID_OPTION names the field. */
@@ -78,6 +85,8 @@ export function contextTimings(opts: ContextOptions): ContextTimings {
     dialTimeoutMs: checkPositiveInt('dialTimeoutMs', opts.dialTimeoutMs, 15_000),
     eventsIdleTimeoutMs: checkPositiveInt('eventsIdleTimeoutMs', opts.eventsIdleTimeoutMs, 90_000),
     reconnect: checkReconnect(opts.reconnect),
+    stallWarningMs:
+      opts.stallWarningMs === false ? null : checkPositiveInt('stallWarningMs', opts.stallWarningMs, 2000),
     agent: opts.agent ?? 'nullport-sdk-node/0.1.0',
   }
 }

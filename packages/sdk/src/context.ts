@@ -18,6 +18,7 @@ import type { OverlaySocket, PeerIdentity } from './overlay-socket.js'
 import { type CertificateInfo, CertRenewer, certificateInfo, checkRenewOption } from './renew.js'
 import type { TlsCredentials } from './router-connection.js'
 import { type EdgeRouterState, RouterPool } from './router-pool.js'
+import { StallWatch } from './stall-watch.js'
 
 /**
  * An identity's view of the network: authenticated to the controller with its certificate, it
@@ -28,7 +29,8 @@ import { type EdgeRouterState, RouterPool } from './router-pool.js'
  * Events: 'services' (ClientService[]), 'routers' (ClientEdgeRouter[]), 'revoked' (SdkError
  * ERR_IDENTITY_REVOKED: everything was closed), 'certificate' (CertificateInfo & { previous }:
  * the certificate was renewed), 'renewError' (SdkError ERR_RENEW_FAILED, with `retryInMs` in its
- * details, null when it will not retry), 'close'.
+ * details, null when it will not retry), 'stall' ({ lagMs, at }: the process's event loop was
+ * blocked that long, so nothing was served meanwhile; option `stallWarningMs`), 'close'.
  *
  * @example
  * const ctx = await loadContext('./alice.json')
@@ -51,6 +53,7 @@ export class Context extends EventEmitter {
   private readonly dialer: Dialer
   private readonly hosting: Hosting
   private closedFlag = false
+  private readonly stallWatch: StallWatch | null
 
   /** @internal Use `loadContext()`. */
   constructor(file: IdentityFile, opts: ContextOptions = {}, filePath: string | null = null) {
@@ -63,6 +66,14 @@ export class Context extends EventEmitter {
     this.e2eOwn = { certChainPem: file.cert, keyPem: file.key }
     const t = contextTimings(opts)
     this.connectTimeoutMs = t.connectTimeoutMs
+    this.stallWatch =
+      t.stallWarningMs === null
+        ? null
+        : new StallWatch(t.stallWarningMs, (r) => {
+            this.logger.warn?.({ lagMs: r.lagMs }, 'the event loop was blocked: nothing was served meanwhile')
+            this.emit('stall', r)
+          })
+    this.stallWatch?.start()
     this.controller = new ControllerClient(controllerUrl(opts, file.controller), this.creds)
     this.sync = new ControlSync({
       identity: this.identity,
@@ -234,6 +245,7 @@ export class Context extends EventEmitter {
   private shutdown(err: SdkError, quiet = false): void {
     if (this.closedFlag) return
     this.closedFlag = true
+    this.stallWatch?.stop()
     this.renewer.stop()
     this.sync.close()
     const socketErr = quiet ? undefined : err

@@ -14,6 +14,7 @@ describe('context options', () => {
       eventsIdleTimeoutMs: 90_000,
       reconnect: {},
       agent: 'nullport-sdk-node/0.1.0',
+      stallWarningMs: 2000,
     })
   })
 
