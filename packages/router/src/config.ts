@@ -4,8 +4,8 @@
  * addresses are refused with a message naming the field.
  */
 import { readFile } from 'node:fs/promises'
-import { isIP } from 'node:net'
 import { dirname, isAbsolute, resolve } from 'node:path'
+import { type HostPort, tryParseHostPort } from '@nullport/protocol'
 import { RouterError } from './errors.js'
 
 /** The router config file. */
@@ -28,15 +28,17 @@ export interface RouterConfig {
    * share of the certificate's lifetime has passed (0 < F < 1). Default: on, 2/3.
    */
   renew?: false | { fraction?: number }
+  /** Most concurrent TLS connections. Default 10000. */
+  maxConnections?: number
+  /** Milliseconds from TCP accept until TLS is done (socket destroyed), then again for HELLO (GOAWAY). Default 10000. */
+  handshakeTimeoutMs?: number
+  /** Connections one source address may hold before TLS is done. Default 64. */
+  maxPreAuthPerAddress?: number
 }
 
-export interface HostPort {
-  host: string
-  /** 0 when absent and allowed to be. */
-  port: number
-}
+/** Connection limits a config file may set (positive integers; defaults in options.ts). */
+const LIMIT_KEYS = ['maxConnections', 'handshakeTimeoutMs', 'maxPreAuthPerAddress'] as const
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/
 const MAX_CONFIG_BYTES = 64 * 1024
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -45,60 +47,21 @@ function configError(field: string, why: string, source: string): RouterError {
 }
 
 /**
- * Parses `HOST:PORT`, `[IPv6]:PORT`, or (with `portOptional`) a bare `HOST` / `[IPv6]`.
- * HOST is an IPv4/IPv6 address or a DNS name. Throws ERR_ROUTER_CONFIG naming `field`.
+ * Parses `HOST:PORT`, `[IPv6]:PORT`, or (with `portOptional`, port 0) a bare `HOST` / `[IPv6]`
+ * (the protocol's host-port parser). HOST is an IPv4/IPv6 address or a DNS name. Throws
+ * ERR_ROUTER_CONFIG naming `field`.
  */
 export function parseHostPort(
   value: unknown,
   field: string,
   opts: { portOptional?: boolean; allowPortZero?: boolean; source?: string } = {},
 ): HostPort {
-  const source = opts.source ?? '<options>'
-  if (typeof value !== 'string' || value.length === 0 || value.length > 300) {
-    throw configError(field, 'must be a non-empty string HOST:PORT', source)
-  }
-  let host: string
-  let portText: string | undefined
-  if (value.startsWith('[')) {
-    const end = value.indexOf(']')
-    if (end < 0) throw configError(field, `has an unterminated IPv6 bracket: "${value}"`, source)
-    host = value.slice(1, end)
-    const rest = value.slice(end + 1)
-    if (rest !== '') {
-      if (!rest.startsWith(':')) throw configError(field, `must be [IPv6]:PORT, got "${value}"`, source)
-      portText = rest.slice(1)
-    }
-    if (isIP(host) !== 6) throw configError(field, `holds "${host}", which is not an IPv6 address`, source)
-  } else {
-    const i = value.lastIndexOf(':')
-    if (i >= 0) {
-      if (value.indexOf(':') !== i)
-        throw configError(field, `holds an IPv6 address without brackets: write [${value}]`, source)
-      host = value.slice(0, i)
-      portText = value.slice(i + 1)
-    } else {
-      host = value
-    }
-    if (isIP(host) === 0 && !HOSTNAME.test(host)) {
-      throw configError(field, `holds "${host}", which is neither an IP address nor a host name`, source)
-    }
-  }
-  let port = 0
-  if (portText === undefined) {
-    if (!opts.portOptional) throw configError(field, `needs a port: HOST:PORT, got "${value}"`, source)
-  } else {
-    if (!/^[0-9]{1,5}$/.test(portText))
-      throw configError(field, `has an invalid port "${portText}" (0-65535)`, source)
-    port = Number(portText)
-    if (port > 65535) throw configError(field, `has an invalid port ${port} (0-65535)`, source)
-    if (port === 0 && !opts.allowPortZero) throw configError(field, 'may not use port 0 here', source)
-  }
-  return { host, port }
-}
-
-/** `host:port` with brackets around IPv6 addresses. */
-export function formatHostPort(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+  const r = tryParseHostPort(value, {
+    ...(opts.portOptional ? { defaultPort: 0 } : {}),
+    ...(opts.allowPortZero ? { allowPortZero: true } : {}),
+  })
+  if (!r.ok) throw configError(field, r.why, opts.source ?? '<options>')
+  return { host: r.host, port: r.port }
 }
 
 /**
@@ -114,7 +77,15 @@ export function validateRouterConfig(
     throw new RouterError('ERR_ROUTER_CONFIG', `router config ${source} must be a JSON object`, { source })
   }
   const v = value as Record<string, unknown>
-  const allowed = new Set(['identityFile', 'listen', 'advertise', 'metricsListen', 'logLevel', 'renew'])
+  const allowed = new Set([
+    'identityFile',
+    'listen',
+    'advertise',
+    'metricsListen',
+    'logLevel',
+    'renew',
+    ...LIMIT_KEYS,
+  ])
   for (const k of Object.keys(v)) {
     if (!allowed.has(k))
       throw configError(k, `is not a known field (known: ${[...allowed].join(', ')})`, source)
@@ -145,12 +116,18 @@ export function validateRouterConfig(
         source,
       )
   }
+  for (const k of LIMIT_KEYS) {
+    const x = v[k]
+    if (x !== undefined && !(typeof x === 'number' && Number.isSafeInteger(x) && x > 0))
+      throw configError(k, `must be a positive integer, got ${JSON.stringify(x)}`, source)
+  }
   const identityFile =
     isAbsolute(v.identityFile) || !opts.baseDir ? v.identityFile : resolve(opts.baseDir, v.identityFile)
   const out: RouterConfig = { identityFile, listen: v.listen as string, advertise: v.advertise as string }
   if (v.metricsListen !== undefined) out.metricsListen = v.metricsListen as string
   if (v.logLevel !== undefined) out.logLevel = v.logLevel as RouterConfig['logLevel'] & string
   if (v.renew !== undefined) out.renew = v.renew as false | { fraction?: number }
+  for (const k of LIMIT_KEYS) if (v[k] !== undefined) out[k] = v[k] as number
   return out
 }
 

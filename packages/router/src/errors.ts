@@ -1,3 +1,5 @@
+import type { WireCodeSentBy } from '@nullport/protocol'
+
 /** Errors of @nullport/router: a stable `code` callers match on, structured fields, and `cause`. */
 export type RouterErrorCode =
   | 'ERR_ROUTER_INTERNAL'
@@ -33,41 +35,8 @@ export class RouterError extends Error {
 }
 
 /**
- * Codes the router puts on the wire (DIAL_FAILED, BIND_FAILED, CLOSE, UNBIND, GOAWAY). Policy
- * refusals carry the PolicyIndex codes (`ERR_NO_DIAL_PERMISSION`, `ERR_NO_EDGE_ROUTER_POLICY`, ...).
+ * Codes the router puts on the wire (DIAL_FAILED, BIND_FAILED, CLOSE, UNBIND, GOAWAY): the rows of
+ * the protocol's wire-code table the router sends (category and fix hint there). Policy refusals
+ * carry the PolicyIndex codes (`ERR_NO_DIAL_PERMISSION`, `ERR_NO_EDGE_ROUTER_POLICY`, ...).
  */
-export type RouterWireCode =
-  | 'ERR_IDENTITY_NOT_FOUND'
-  | 'ERR_IDENTITY_DISABLED'
-  | 'ERR_SERVICE_NOT_FOUND'
-  | 'ERR_NO_DIAL_PERMISSION'
-  | 'ERR_NO_BIND_PERMISSION'
-  | 'ERR_ROUTER_NOT_FOUND'
-  | 'ERR_ROUTER_DISABLED'
-  | 'ERR_NO_EDGE_ROUTER_POLICY'
-  | 'ERR_NO_SERVICE_EDGE_ROUTER_POLICY'
-  /** Connection level (GOAWAY). */
-  | 'ERR_CERT_REVOKED'
-  | 'ERR_CERT_INVALID'
-  | 'ERR_HANDSHAKE_TIMEOUT'
-  | 'ERR_HELLO'
-  | 'ERR_PROTOCOL'
-  | 'ERR_NOT_READY'
-  | 'ERR_TOO_MANY_CONNECTIONS'
-  | 'ERR_ROUTER_SHUTDOWN'
-  | 'ERR_LINK_REPLACED'
-  /** Circuit setup (DIAL_FAILED). */
-  | 'ERR_NO_TERMINATORS'
-  | 'ERR_INVALID_TERMINATOR'
-  | 'ERR_TERMINATOR_AT_CAPACITY'
-  | 'ERR_NO_ROUTE'
-  | 'ERR_DIAL_TIMEOUT'
-  | 'ERR_TOO_MANY_CIRCUITS'
-  | 'ERR_CIRCUIT_ID'
-  /** Circuit teardown (CLOSE) and revocation (CLOSE, UNBIND). */
-  | 'ERR_PEER_GONE'
-  | 'ERR_FLOW_CONTROL'
-  | 'ERR_REVOKED'
-  /** Binding (BIND_FAILED). */
-  | 'ERR_CONTROLLER_UNAVAILABLE'
-  | 'ERR_BIND_FAILED'
+export type RouterWireCode = WireCodeSentBy<'router'>

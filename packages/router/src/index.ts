@@ -3,12 +3,12 @@
  * wraps it with a config file.
  */
 
-export * from './backoff.js'
-export * from './circuit-table.js'
+export * from './circuits/circuit-table.js'
 export * from './config.js'
 export * from './errors.js'
+export type { ForwardEnd, RouterTestHooks, StartRouterOptions } from './options.js'
 export type { CertificateInfo, RenewOptions } from './renew.js'
-export type { ForwardEnd, RouterHandle, RouterStats, RouterTestHooks, StartRouterOptions } from './router.js'
-export { ROUTER_VERSION, startRouter } from './router.js'
-export * from './sse.js'
-export * from './strategy.js'
+export type { RouterHandle, RouterStats } from './router.js'
+export { startRouter } from './router.js'
+export * from './terminators/strategy.js'
+export { ROUTER_VERSION } from './version.js'

@@ -3,20 +3,25 @@
  * `GET /metrics` when `metricsListen` is set. Names are stable:
  * nullport_router_circuits, nullport_router_connections{kind}, nullport_router_forwarded_bytes_total,
  * nullport_router_dials_total{result}, nullport_router_link_latency_ms{peer},
- * nullport_router_cert_expiry_seconds (seconds until the router certificate expires; negative once expired).
+ * nullport_router_cert_expiry_seconds (seconds until the router certificate expires; negative once expired),
+ * nullport_router_preauth_connections (not yet through the TLS handshake),
+ * nullport_router_preauth_dropped_total{reason="deadline"|"per-address"},
+ * nullport_router_limit{name="maxConnections"|"handshakeTimeoutMs"|"maxPreAuthPerAddress"}.
  */
 import http from 'node:http'
 import { Counter, Gauge, Registry } from 'prom-client'
-import { formatHostPort, type HostPort } from './config.js'
+import { formatHostPort, type HostPort, type PreAuthLimits, type PreAuthStats } from '@nullport/protocol'
 
 export interface MetricsSource {
   readonly id: string
-  bytesForwarded: number
+  readonly bytesForwarded: number
   circuitCount(): number
   connectionCounts(): { sdk: number; router: number }
   linkLatencies(): Array<{ routerId: string; latencyMs: number }>
   /** Epoch ms the router's current certificate expires. */
   certExpiresAt(): number
+  /** The pre-auth guard's counters and the limits it applies. */
+  preAuth(): { stats: PreAuthStats; limits: PreAuthLimits; maxConnections: number }
 }
 
 export type DialResult = 'success' | 'refused' | 'failed' | 'timeout'
@@ -81,6 +86,46 @@ export class RouterMetrics {
       registers: [this.registry],
       collect() {
         this.set(Math.round((src.certExpiresAt() - Date.now()) / 1000))
+      },
+    })
+    this.preAuthMetrics(src)
+  }
+
+  private preAuthMetrics(src: MetricsSource): void {
+    new Gauge({
+      name: 'nullport_router_preauth_connections',
+      help: 'Accepted connections that have not finished the TLS handshake yet',
+      registers: [this.registry],
+      collect() {
+        this.set(src.preAuth().stats.pending)
+      },
+    })
+    const dropped = { deadline: 0, 'per-address': 0 }
+    new Counter({
+      name: 'nullport_router_preauth_dropped_total',
+      help: 'Unauthenticated connections destroyed, by reason (deadline, per-address cap)',
+      labelNames: ['reason'],
+      registers: [this.registry],
+      collect() {
+        const s = src.preAuth().stats
+        const now = { deadline: s.timedOut, 'per-address': s.refusedPerAddress }
+        for (const r of ['deadline', 'per-address'] as const) {
+          if (now[r] > dropped[r]) this.inc({ reason: r }, now[r] - dropped[r])
+          else this.inc({ reason: r }, 0)
+          dropped[r] = now[r]
+        }
+      },
+    })
+    new Gauge({
+      name: 'nullport_router_limit',
+      help: 'Configured connection limits (maxConnections, handshakeTimeoutMs, maxPreAuthPerAddress)',
+      labelNames: ['name'],
+      registers: [this.registry],
+      collect() {
+        const p = src.preAuth()
+        this.set({ name: 'maxConnections' }, p.maxConnections)
+        this.set({ name: 'handshakeTimeoutMs' }, p.limits.deadlineMs)
+        this.set({ name: 'maxPreAuthPerAddress' }, p.limits.perAddress)
       },
     })
   }

@@ -11,6 +11,7 @@
  * error.
  */
 import {
+  Backoff,
   type CertificateInfo,
   certificateInfo,
   checkRenewedCertificate,
@@ -22,7 +23,6 @@ import {
   renewAt,
 } from '@nullport/protocol'
 import type { Logger } from 'pino'
-import { Backoff } from './backoff.js'
 import { RouterError } from './errors.js'
 
 /** `startRouter({ renew })`: `false` disables automatic renewal (on-demand renewal still works). */
@@ -180,8 +180,8 @@ export class CertRenewer {
     this.opts = opts
     this.infoNow = certificateInfo(deps.current().cert)
     this.backoff = opts
-      ? new Backoff({ baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs })
-      : new Backoff({ baseMs: 5000, maxMs: 300_000 })
+      ? new Backoff({ initialMs: opts.retryBaseMs, maxMs: opts.retryMaxMs })
+      : new Backoff({ initialMs: 5000, maxMs: 300_000 })
   }
 
   info(): CertificateInfo {

@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { formatHostPort, loadRouterConfig, parseHostPort, validateRouterConfig } from '../src/index.js'
+import { formatHostPort } from '@nullport/protocol'
+import { loadRouterConfig, parseHostPort, validateRouterConfig } from '../src/index.js'
 
 const good = { identityFile: 'r.identity.json', listen: '127.0.0.1:0', advertise: 'router.example.com' }
 

@@ -6,23 +6,23 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
-import { FrameType } from '@nullport/protocol'
+import { Backoff, FrameType } from '@nullport/protocol'
 import { FakeController, RawClient } from '@nullport/testkit'
 import pino from 'pino'
-import { Backoff, startRouter } from '../src/index.js'
+import { startRouter } from '../src/index.js'
 
 test('backoff: exponential with jitter in [ceil/2, ceil], capped, reset', () => {
-  const lo = new Backoff({ baseMs: 100, maxMs: 1000, random: () => 0 })
+  const lo = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0 })
   assert.deepEqual(
     [lo.next(), lo.next(), lo.next(), lo.next(), lo.next(), lo.next()],
     [50, 100, 200, 400, 500, 500],
   )
-  const hi = new Backoff({ baseMs: 100, maxMs: 1000, random: () => 0.999999 })
+  const hi = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0.999999 })
   assert.deepEqual([hi.next(), hi.next(), hi.next(), hi.next(), hi.next()], [100, 200, 400, 800, 1000])
   hi.reset()
   assert.equal(hi.next(), 100)
-  assert.throws(() => new Backoff({ baseMs: 0 }))
-  assert.throws(() => new Backoff({ baseMs: 10, maxMs: 5 }))
+  assert.throws(() => new Backoff({ initialMs: 0 }))
+  assert.throws(() => new Backoff({ initialMs: 10, maxMs: 5 }))
 })
 
 test('an oversized event line drops the stream; the router resyncs and applies what changed', async () => {

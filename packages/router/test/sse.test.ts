@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { SseParser } from '../src/index.js'
+import { SseParser } from '@nullport/protocol'
 
 const b = (s: string) => Buffer.from(s, 'utf8')
 

@@ -1,10 +1,17 @@
-import https from 'node:https'
-import type { ClientEdgeRouter, ClientEvent, ClientService } from '@nullport/protocol'
-import { SseParser } from '@nullport/protocol'
+import {
+  type ClientEdgeRouter,
+  type ClientEvent,
+  type ClientService,
+  type EventStream,
+  HttpsJsonClient,
+  isProtocolError,
+  openEventStream,
+} from '@nullport/protocol'
 import { SdkError } from './errors.js'
 import type { TlsCredentials } from './router-connection.js'
 
 const MAX_BODY = 16 * 1024 * 1024
+const TIMEOUT_MS = 30_000
 const CLIENT_API = '/edge/client/v1'
 
 interface Envelope<T> {
@@ -26,30 +33,29 @@ const REVOKED_CODES = new Set([
  */
 export class ControllerClient {
   readonly baseUrl: URL
-  private agent: https.Agent
+  private readonly http: HttpsJsonClient
   private token: string | null = null
   private closed = false
-  private tlsOptions: { cert: string; key: string; ca: string }
 
+  /** `controller` must be an https:// URL (checked by the context's options). */
   constructor(controller: string, creds: TlsCredentials) {
     this.baseUrl = new URL(controller)
-    this.tlsOptions = { cert: creds.cert, key: creds.key, ca: creds.ca }
-    this.agent = ControllerClient.agentFor(this.tlsOptions)
-  }
-
-  private static agentFor(o: { cert: string; key: string; ca: string }): https.Agent {
-    return new https.Agent({ cert: o.cert, key: o.key, ca: o.ca, keepAlive: true, maxSockets: 4 })
+    this.http = new HttpsJsonClient({
+      baseUrl: this.baseUrl,
+      tls: { cert: creds.cert, key: creds.key, ca: creds.ca },
+      timeoutMs: TIMEOUT_MS,
+      maxBytes: MAX_BODY,
+      maxSockets: 4,
+      retireAfterMs: 60_000,
+    })
   }
 
   /**
    * Uses a renewed certificate for every later request and event stream. Requests in flight finish
-   * on the old agent, which is closed a minute later.
+   * on the old connections, which are closed a minute later.
    */
   setCredentials(creds: { cert: string; key: string }): void {
-    this.tlsOptions = { ...this.tlsOptions, cert: creds.cert, key: creds.key }
-    const old = this.agent
-    this.agent = ControllerClient.agentFor(this.tlsOptions)
-    setTimeout(() => old.destroy(), 60_000).unref()
+    this.http.setTls({ cert: creds.cert, key: creds.key })
   }
 
   /** POST /current-identity/renew {csr} -> the new certificate chain. */
@@ -122,8 +128,8 @@ export class ControllerClient {
     }
   }
 
-  private headers(withToken: boolean, extra: Record<string, string> = {}): Record<string, string> {
-    const h: Record<string, string> = { accept: 'application/json', ...extra }
+  private headers(withToken: boolean): Record<string, string> {
+    const h: Record<string, string> = {}
     if (withToken && this.token) {
       h.authorization = `Bearer ${this.token}`
       h['zt-session'] = this.token
@@ -131,81 +137,55 @@ export class ControllerClient {
     return h
   }
 
-  private raw<T>(method: string, path: string, body: unknown, withToken: boolean): Promise<Envelope<T>> {
-    if (this.closed) return Promise.reject(new SdkError('ERR_CONTEXT_CLOSED', 'the context is closed'))
-    const url = new URL(path, this.baseUrl)
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
-    return new Promise((resolve, reject) => {
-      const req = https.request(
-        url,
-        {
-          method,
-          agent: this.agent,
-          headers: this.headers(
-            withToken,
-            payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {},
-          ),
-          timeout: 30_000,
-        },
-        (res) => {
-          const chunks: Buffer[] = []
-          let size = 0
-          res.on('data', (c: Buffer) => {
-            size += c.length
-            if (size > MAX_BODY) {
-              req.destroy(
-                new SdkError(
-                  'ERR_CONTROLLER_RESPONSE',
-                  `${method} ${path}: response larger than ${MAX_BODY} bytes`,
-                ),
-              )
-              return
-            }
-            chunks.push(c)
-          })
-          res.on('error', reject)
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8')
-            let json: unknown
-            try {
-              json = text.length > 0 ? JSON.parse(text) : {}
-            } catch (err) {
-              reject(
-                new SdkError(
-                  'ERR_CONTROLLER_RESPONSE',
-                  `${method} ${path}: the controller answered invalid JSON`,
-                  {},
-                  { cause: err },
-                ),
-              )
-              return
-            }
-            const status = res.statusCode ?? 0
-            if (status >= 200 && status < 300) {
-              resolve(json as Envelope<T>)
-              return
-            }
-            reject(controllerError(method, path, status, json))
-          })
-        },
-      )
-      req.on('timeout', () =>
-        req.destroy(new SdkError('ERR_CONTROLLER_UNREACHABLE', `${method} ${path}: no answer in 30 s`)),
-      )
-      req.on('error', (err) => {
-        reject(
-          err instanceof SdkError
-            ? err
-            : new SdkError(
-                'ERR_CONTROLLER_UNREACHABLE',
-                `cannot reach the controller at ${this.baseUrl.origin}: ${err.message}`,
-                {},
-                { cause: err },
-              ),
-        )
+  private async raw<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    withToken: boolean,
+  ): Promise<Envelope<T>> {
+    if (this.closed) throw new SdkError('ERR_CONTEXT_CLOSED', 'the context is closed')
+    let r: Awaited<ReturnType<HttpsJsonClient['request']>>
+    try {
+      r = await this.http.request(method, path, {
+        headers: this.headers(withToken),
+        ...(body === undefined ? {} : { body }),
       })
-      req.end(payload)
-    })
+    } catch (err) {
+      throw this.transportError(method, path, err)
+    }
+    if (r.json === undefined) {
+      throw new SdkError('ERR_CONTROLLER_RESPONSE', `${method} ${path}: the controller answered invalid JSON`)
+    }
+    if (r.status >= 200 && r.status < 300) return r.json as Envelope<T>
+    throw controllerError(method, path, r.status, r.json)
+  }
+
+  /** The SDK's code for a failed request (protocol's ERR_HTTPS_* codes). */
+  private transportError(method: string, path: string, err: unknown): SdkError {
+    if (isProtocolError(err, 'ERR_HTTPS_BODY_TOO_LARGE')) {
+      return new SdkError(
+        'ERR_CONTROLLER_RESPONSE',
+        `${method} ${path}: response larger than ${MAX_BODY} bytes`,
+        {},
+        { cause: err },
+      )
+    }
+    if (isProtocolError(err, 'ERR_HTTPS_TIMEOUT')) {
+      return new SdkError(
+        'ERR_CONTROLLER_UNREACHABLE',
+        `${method} ${path}: no answer in ${TIMEOUT_MS / 1000} s`,
+        {},
+        { cause: err },
+      )
+    }
+    const cause = (err as { cause?: unknown }).cause
+    const why = (cause instanceof Error ? cause : (err as Error)).message
+    return new SdkError(
+      'ERR_CONTROLLER_UNREACHABLE',
+      `cannot reach the controller at ${this.baseUrl.origin}: ${why}`,
+      {},
+      { cause: err },
+    )
   }
 
   /**
@@ -219,95 +199,79 @@ export class ControllerClient {
     idleTimeoutMs: number,
   ): () => void {
     let ended = false
-    let req: ReturnType<typeof https.request> | null = null
+    let stream: EventStream | null = null
+    const path = `${CLIENT_API}/events`
     const end = (err: Error): void => {
       if (ended) return
       ended = true
-      req?.destroy()
+      stream?.close()
       onEnd(err)
     }
     const start = async (): Promise<void> => {
       if (this.token === null) await this.authenticate()
       if (ended) return
-      req = https.request(new URL(`${CLIENT_API}/events`, this.baseUrl), {
-        method: 'GET',
-        // A long-lived stream gets its own TLS connection, not one of the pool's.
-        agent: false,
-        headers: this.headers(true, { accept: 'text/event-stream' }),
-        ...this.tlsOptions,
-      })
-      req.setTimeout(idleTimeoutMs, () =>
-        end(
-          new SdkError('ERR_CONTROLLER_UNREACHABLE', `the event stream was silent for ${idleTimeoutMs} ms`),
-        ),
-      )
-      req.on('error', (err) =>
-        end(
-          err instanceof SdkError
-            ? err
-            : new SdkError('ERR_CONTROLLER_UNREACHABLE', `event stream: ${err.message}`, {}, { cause: err }),
-        ),
-      )
-      req.on('response', (res) => {
-        const status = res.statusCode ?? 0
-        if (status !== 200) {
-          const chunks: Buffer[] = []
-          let size = 0
-          res.on('data', (c: Buffer) => {
-            size += c.length
-            if (size <= 64 * 1024) chunks.push(c)
-          })
-          res.on('end', () => {
-            let json: unknown = {}
-            try {
-              json = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-            } catch {
-              // not JSON
-            }
-            if (status === 401) this.token = null
-            end(controllerError('GET', `${CLIENT_API}/events`, status, json))
-          })
-          return
-        }
-        onOpen()
+      stream = openEventStream({
+        url: new URL(path, this.baseUrl),
+        // a long-lived stream gets its own TLS connection, not one of the pool's
+        tls: this.http.tls,
+        headers: this.headers(true),
+        idleTimeoutMs,
         // client events are small: tighter bounds than the router's snapshot stream
-        const parser = new SseParser({ maxLineBytes: 64 * 1024, maxEventBytes: 1024 * 1024 })
-        res.on('data', (c: Buffer) => {
-          let evs: ReturnType<SseParser['push']>
+        maxLineBytes: 64 * 1024,
+        maxEventBytes: 1024 * 1024,
+        onOpen,
+        onEvent: (e) => {
+          let v: unknown
           try {
-            evs = parser.push(c)
-          } catch (err) {
-            end(err as Error)
+            v = JSON.parse(e.data)
+          } catch {
             return
           }
-          for (const e of evs) {
-            if (ended) return
-            let v: unknown
-            try {
-              v = JSON.parse(e.data)
-            } catch {
-              continue
-            }
-            if (typeof v === 'object' && v !== null) {
-              const type = (v as { type?: unknown }).type ?? e.event
-              onEvent({ ...(v as object), type } as ClientEvent)
-            }
+          if (typeof v === 'object' && v !== null) {
+            const type = (v as { type?: unknown }).type ?? e.event
+            onEvent({ ...(v as object), type } as ClientEvent)
           }
-        })
-        res.on('end', () =>
-          end(new SdkError('ERR_CONTROLLER_UNREACHABLE', 'the controller ended the event stream')),
-        )
-        res.on('error', (err) => end(err))
+        },
+        onEnd: (err) => end(this.streamError(path, err, idleTimeoutMs)),
       })
-      req.end()
     }
     start().catch((err) => end(err as Error))
     return () => end(new SdkError('ERR_CONTEXT_CLOSED', 'closed'))
   }
 
+  /** The SDK's error for the end of the event stream. */
+  private streamError(path: string, err: Error, idleTimeoutMs: number): Error {
+    if (isProtocolError(err, 'ERR_HTTPS_STATUS')) {
+      const status = Number(err.details.status)
+      if (status === 401) this.token = null
+      return controllerError('GET', path, status, err.details.json ?? {})
+    }
+    if (isProtocolError(err, 'ERR_HTTPS_TIMEOUT')) {
+      return new SdkError(
+        'ERR_CONTROLLER_UNREACHABLE',
+        `the event stream was silent for ${idleTimeoutMs} ms`,
+        {},
+        { cause: err },
+      )
+    }
+    if (isProtocolError(err, 'ERR_HTTPS_STREAM_ENDED')) {
+      return new SdkError(
+        'ERR_CONTROLLER_UNREACHABLE',
+        'the controller ended the event stream',
+        {},
+        { cause: err },
+      )
+    }
+    if (isProtocolError(err, 'ERR_HTTPS_UNREACHABLE')) {
+      const cause = err.cause instanceof Error ? err.cause : err
+      return new SdkError('ERR_CONTROLLER_UNREACHABLE', `event stream: ${cause.message}`, {}, { cause: err })
+    }
+    return err
+  }
+
   close(): void {
     this.closed = true
-    this.agent.destroy()
+    this.http.close()
   }
 }
 

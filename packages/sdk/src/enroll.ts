@@ -8,7 +8,6 @@
  * See docs/architecture.md, "Enrollment tokens".
  */
 import {
-  createHash,
   createPublicKey,
   verify as cryptoVerify,
   generateKeyPairSync,
@@ -16,8 +15,16 @@ import {
   X509Certificate,
 } from 'node:crypto'
 import { access } from 'node:fs/promises'
-import { request as httpsRequest } from 'node:https'
-import { createCsr, type IdentityFile, makeSpiffeId, saveIdentityFile, verifyChain } from '@nullport/protocol'
+import {
+  certFingerprint,
+  createCsr,
+  httpsRequest,
+  type IdentityFile,
+  isProtocolError,
+  makeSpiffeId,
+  saveIdentityFile,
+  verifyChain,
+} from '@nullport/protocol'
 import { SdkError, type SdkErrorCode } from './errors.js'
 
 /** The claims of an enrollment token (docs/architecture.md, "Enrollment tokens"). */
@@ -180,65 +187,42 @@ export function decodeEnrollmentToken(jwt: string): DecodedEnrollmentToken {
   }
 }
 
-/** Default transport: node:https, TLS verified against `ca` when given, bounded body, timeout. */
-export const defaultEnrollFetch: EnrollFetch = (req) =>
-  new Promise<EnrollHttpResponse>((resolve, reject) => {
-    const url = new URL(req.url)
-    let settled = false
-    const done = (err: Error | null, v?: EnrollHttpResponse) => {
-      if (settled) return
-      settled = true
-      if (err) reject(err)
-      else resolve(v!)
-    }
-    const r = httpsRequest(
-      url,
-      {
-        method: req.method,
-        headers:
-          req.body === undefined
-            ? req.headers
-            : { ...req.headers, 'content-length': Buffer.byteLength(req.body) },
-        // Only the first request (the CA bundle) is made before we can verify anything; its
-        // answer is then checked against the token's pinned fingerprint.
-        ...(req.ca === undefined ? { rejectUnauthorized: false } : { ca: req.ca, rejectUnauthorized: true }),
-        timeout: req.timeoutMs,
-        agent: false,
-      },
-      (res) => {
-        const chunks: Buffer[] = []
-        let size = 0
-        res.on('data', (c: Buffer) => {
-          size += c.length
-          if (size > req.maxBytes) {
-            done(new Error(`the answer from ${url.pathname} is larger than ${req.maxBytes} bytes`))
-            r.destroy()
-            return
-          }
-          chunks.push(c)
-        })
-        res.on('end', () =>
-          done(null, {
-            status: res.statusCode ?? 0,
-            contentType: res.headers['content-type'],
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        )
-        res.on('error', (err) => done(err))
-        res.on('close', () => done(new Error('the connection closed before the answer was complete')))
-      },
-    )
-    r.on('timeout', () => r.destroy(new Error(`no answer within ${req.timeoutMs} ms`)))
-    r.on('error', (err) => done(err))
-    r.end(req.body)
-  })
+/** Default transport: protocol's httpsRequest, TLS verified against `ca` when given, bounded body, timeout. */
+export const defaultEnrollFetch: EnrollFetch = async (req) => {
+  try {
+    const r = await httpsRequest({
+      method: req.method,
+      url: req.url,
+      headers: req.headers,
+      ...(req.body === undefined ? {} : { body: req.body }),
+      // Only the first request (the CA bundle) is made before we can verify anything; its
+      // answer is then checked against the token's pinned fingerprint.
+      tls: req.ca === undefined ? { insecure: true } : { ca: req.ca },
+      maxBytes: req.maxBytes,
+      timeoutMs: req.timeoutMs,
+    })
+    return { status: r.status, contentType: r.contentType, body: r.text }
+  } catch (err) {
+    throw transportError(err, req)
+  }
+}
+
+/** The cause of a failed request in words (enroll() puts it after "cannot reach the controller at ..."). */
+function transportError(err: unknown, req: EnrollHttpRequest): Error {
+  if (isProtocolError(err, 'ERR_HTTPS_BODY_TOO_LARGE'))
+    return new Error(`the answer from ${new URL(req.url).pathname} is larger than ${req.maxBytes} bytes`, {
+      cause: err,
+    })
+  if (isProtocolError(err, 'ERR_HTTPS_TIMEOUT'))
+    return new Error(`no answer within ${req.timeoutMs} ms`, { cause: err })
+  if (isProtocolError(err, 'ERR_HTTPS_INCOMPLETE'))
+    return new Error('the connection closed before the answer was complete', { cause: err })
+  if (isProtocolError(err, 'ERR_HTTPS_UNREACHABLE') && err.cause instanceof Error) return err.cause
+  return err as Error
+}
 
 function splitPemCerts(bundle: string): string[] {
   return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
-}
-
-function fpOf(cert: X509Certificate): string {
-  return createHash('sha256').update(cert.raw).digest('hex')
 }
 
 function isSelfSigned(c: X509Certificate): boolean {
@@ -277,9 +261,9 @@ export function pinCaBundle(
       err,
     )
   }
-  const rootIdx = certs.findIndex((c) => isSelfSigned(c) && c.ca && fpOf(c) === caFp)
+  const rootIdx = certs.findIndex((c) => isSelfSigned(c) && c.ca && certFingerprint(c) === caFp)
   if (rootIdx < 0) {
-    const found = certs.filter(isSelfSigned).map(fpOf)
+    const found = certs.filter(isSelfSigned).map(certFingerprint)
     fail(
       'ERR_ENROLL_CA_MISMATCH',
       `the controller's CA does not match the token: the token pins root ${caFp}, ${source} offers ${found.length ? found.join(', ') : 'no root'}: the token was altered or points at another network; ask the administrator for a new one`,
@@ -593,7 +577,10 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   }
   // The leaf followed by its issuing intermediate(s), never the root.
   const rootFp = c.caFp
-  const certChain = [certPems[0]!, ...intermediates.filter((p) => fpOf(new X509Certificate(p)) !== rootFp)]
+  const certChain = [
+    certPems[0]!,
+    ...intermediates.filter((p) => certFingerprint(new X509Certificate(p)) !== rootFp),
+  ]
   const file: IdentityFile = {
     version: 1,
     kind: isRouter ? 'router' : 'identity',

@@ -3,8 +3,10 @@
  * port, policy checked by routers, and end-to-end encryption between the two SDKs.
  */
 
-export type { BackoffOptions } from './backoff.js'
-export { Context, type ContextOptions, type DialOptions, loadContext } from './context.js'
+export type { BackoffOptions } from '@nullport/protocol'
+export { Context, loadContext } from './context.js'
+export type { ContextOptions } from './context-options.js'
+export type { DialOptions } from './dialer.js'
 export * from './enroll.js'
 export * from './errors.js'
 // HTTP, zitify, serve (src/http, zitify.ts, serve.ts; also adds ctx.fetch/dispatcher/httpAgent/httpsAgent/serve)

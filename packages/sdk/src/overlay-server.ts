@@ -1,27 +1,30 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
+  Backoff,
   type ClientService,
+  DEFAULT_TERMINATOR_PRECEDENCE,
   type DialPayload,
   type E2EHello,
   type E2EOwnIdentity,
   type E2ESession,
-  FrameType,
   hostAccept,
+  isTerminatorPrecedence,
+  policyAdvisorCommand,
+  type TerminatorPrecedence,
 } from '@nullport/protocol'
-import { Backoff } from './backoff.js'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'
-import { OverlaySocket, type PeerIdentity } from './overlay-socket.js'
+import type { OverlaySocket, PeerIdentity } from './overlay-socket.js'
 import { remoteError, wireCode, wireMessage } from './remote-error.js'
-import type { BindHandler, RouterConnection } from './router-connection.js'
+import type { BindHandler, PendingAccept, RouterConnection } from './router-connection.js'
 
 /** Options of `ctx.listen()`. */
 export interface ListenOptions {
   /** Terminator cost (0..65535), lower is preferred by routers. Default 0. */
   cost?: number
   /** Terminator precedence. Default 'default'. */
-  precedence?: 'default' | 'required' | 'failed'
+  precedence?: TerminatorPrecedence
   /** Most concurrent connections; further dials fail with ERR_MAX_CONNECTIONS. 0 = unlimited (default). */
   maxConnections?: number
   /**
@@ -139,8 +142,8 @@ export class OverlayServer extends EventEmitter {
         `listen option cost must be an integer from 0 to 65535, got ${cost}`,
       )
     }
-    const precedence = opts.precedence ?? 'default'
-    if (!['default', 'required', 'failed'].includes(precedence)) {
+    const precedence = opts.precedence ?? DEFAULT_TERMINATOR_PRECEDENCE
+    if (!isTerminatorPrecedence(precedence)) {
       throw new SdkError(
         'ERR_INVALID_OPTION',
         `listen option precedence must be "default", "required" or "failed"`,
@@ -240,12 +243,17 @@ export class OverlayServer extends EventEmitter {
         new SdkError(
           svc.permissions.includes('Bind') ? 'ERR_NO_EDGE_ROUTERS' : 'ERR_NO_BIND_PERMISSION',
           svc.permissions.includes('Bind')
-            ? `service ${this.service} has no edge router that identity ${this.host.identity.name} may use: run \`nullport edge policy-advisor identities ${this.host.identity.name} ${this.service}\``
-            : `identity ${this.host.identity.name} has no Bind policy for service ${this.service}: run \`nullport edge policy-advisor identities ${this.host.identity.name} ${this.service}\``,
+            ? `service ${this.service} has no edge router that identity ${this.host.identity.name} may use: run \`${this.advisor()}\``
+            : `identity ${this.host.identity.name} has no Bind policy for service ${this.service}: run \`${this.advisor()}\``,
           { service: this.service },
         ),
       )
     }
+  }
+
+  /** The command that explains this identity's policies for the service. */
+  private advisor(): string {
+    return policyAdvisorCommand(this.host.identity.name, this.service)
   }
 
   private reportError(err: SdkError): void {
@@ -289,7 +297,7 @@ export class OverlayServer extends EventEmitter {
       if (err.code === 'ERR_NO_BIND_PERMISSION') {
         err = new SdkError(
           'ERR_NO_BIND_PERMISSION',
-          `identity ${this.host.identity.name} has no Bind policy for service ${this.service}: run \`nullport edge policy-advisor identities ${this.host.identity.name} ${this.service}\``,
+          `identity ${this.host.identity.name} has no Bind policy for service ${this.service}: run \`${this.advisor()}\``,
           { ...err.details },
         )
       }
@@ -349,16 +357,13 @@ export class OverlayServer extends EventEmitter {
     return this.binds.size > 0
   }
 
-  /** @internal A DIAL from a router for this service. */
-  handleDial(conn: RouterConnection, circuitId: number, p: DialPayload): void {
-    const fail = (code: string, message: string): void => {
-      conn.send({
-        type: FrameType.DIAL_FAILED,
-        circuitId,
-        flags: 0,
-        payload: { code, message: message.slice(0, 1024) },
-      })
-    }
+  /**
+   * @internal A DIAL from a router for this service, reserved on `conn` until this server
+   * accepts or refuses it.
+   */
+  handleDial(conn: RouterConnection, dial: PendingAccept): void {
+    const p = dial.payload
+    const fail = (code: string, message: string): void => conn.refuse(dial, code, message)
     if (this.closing) {
       fail('ERR_SERVICE_NOT_LISTENING', `the host is closing service ${this.service}`)
       return
@@ -429,7 +434,7 @@ export class OverlayServer extends EventEmitter {
     const incoming: IncomingDial = { service: this.service, dialer: remote, appData: p.appData, circuitTag }
     const admit = this.opts.admit
     if (!admit) {
-      this.accept(conn, circuitId, session, hello, incoming, undefined)
+      this.accept(conn, dial, session, hello, incoming, undefined)
       return
     }
     this.admitting++
@@ -439,12 +444,12 @@ export class OverlayServer extends EventEmitter {
         (value) => {
           this.admitting--
           if (this.closing || !conn.ready) {
-            const d = (value as { destroy?: unknown } | null)?.destroy
-            if (typeof d === 'function') d.call(value)
+            destroyAdmitted(value)
             fail('ERR_SERVICE_NOT_LISTENING', `the host is closing service ${this.service}`)
             return
           }
-          this.accept(conn, circuitId, session, hello, incoming, value)
+          // the router closed the circuit while admit() ran (the dialer gave up)
+          if (!this.accept(conn, dial, session, hello, incoming, value)) destroyAdmitted(value)
         },
         (err: unknown) => {
           this.admitting--
@@ -455,44 +460,40 @@ export class OverlayServer extends EventEmitter {
 
   private admitting = 0
 
+  /** Accepts the dial on its connection and emits 'connection'; false when it is no longer pending. */
   private accept(
     conn: RouterConnection,
-    circuitId: number,
+    dial: PendingAccept,
     session: E2ESession | null,
     hello: E2EHello | undefined,
     incoming: IncomingDial,
     admitted: unknown,
-  ): void {
-    const remote = incoming.dialer
+  ): boolean {
     const circuitTag = incoming.circuitTag
-    const socket = new OverlaySocket({
-      link: conn,
-      circuitId,
-      e2e: session,
-      remoteIdentity: remote,
-      localIdentity: this.host.identity,
-      service: this.service,
-      circuitTag,
-      routerId: conn.routerId,
-      allowHalfOpen: this.opts.allowHalfOpen,
-    })
-    conn.attach(circuitId, socket)
-    conn.send({
-      type: FrameType.DIAL_SUCCESS,
-      circuitId,
-      flags: 0,
-      payload: {
+    const socket = conn.accept(
+      dial,
+      {
+        e2e: session,
+        remoteIdentity: incoming.dialer,
+        localIdentity: this.host.identity,
+        service: this.service,
+        circuitTag,
+        allowHalfOpen: this.opts.allowHalfOpen,
+      },
+      {
         hostIdentity: { id: this.host.identity.id, name: this.host.identity.name },
         circuitTag,
         ...(hello ? { e2e: hello } : {}),
       },
-    })
+    )
+    if (socket === null) return false
     this.connections.add(socket)
     socket.once('close', () => {
       this.connections.delete(socket)
       if (this.closing && this.connections.size === 0) this.emit('all-connections-closed')
     })
     this.emit('connection', socket, incoming, admitted)
+    return true
   }
 
   /**
@@ -528,4 +529,10 @@ export class OverlayServer extends EventEmitter {
   get closed(): boolean {
     return this.closing
   }
+}
+
+/** An admitted value (e.g. a tunneler's underlay socket) of a dial that cannot be accepted any more. */
+function destroyAdmitted(value: unknown): void {
+  const d = (value as { destroy?: unknown } | null)?.destroy
+  if (typeof d === 'function') d.call(value)
 }

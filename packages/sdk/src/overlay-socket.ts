@@ -97,6 +97,14 @@ export class OverlaySocket extends Duplex {
   readonly remoteFamily: undefined = undefined
   readonly localAddress: undefined = undefined
   readonly localPort: undefined = undefined
+  /**
+   * How the far side closed the circuit, once it did: `{}` for a plain CLOSE, `{ code, message }`
+   * when the peer or a router gave a reason (e.g. ERR_PEER_GONE: the peer's connection went away
+   * after it had ended its stream). `null` while the circuit is open or when this side closed it.
+   * A close that lost nothing is 'end' + 'close' whatever the code; 'error' only when data was
+   * lost or the circuit failed.
+   */
+  remoteClose: { code?: string; message?: string } | null = null
   /** A circuit exists before the socket is handed out: never "connecting". */
   readonly connecting = false
   readonly pending = false
@@ -663,6 +671,14 @@ export class OverlaySocket extends Duplex {
   private onClose(code: string | undefined, message: string | undefined): void {
     // The peer (or a router) closed the circuit: nothing more is sent on it.
     this.releaseCircuit(false)
+    this.remoteClose = code === undefined ? {} : { code, ...(message !== undefined ? { message } : {}) }
+    if (this.remoteEnded && this.wCb === null) {
+      // The peer had ended its stream (all of its data arrived, its end authenticated with e2e)
+      // and nothing of ours waits to be sent: nothing was lost, whatever the code (a dialer that
+      // destroy()s and exits reaches the host as HALF_CLOSE then CLOSE ERR_PEER_GONE). As TCP
+      // reports a FIN: 'end' once the data is read, then 'close'; `remoteClose` tells how.
+      return
+    }
     if (code !== undefined) {
       this.destroy(remoteError(code, message, 'ERR_CIRCUIT_CLOSED', { circuitTag: this.circuitTag }))
       return

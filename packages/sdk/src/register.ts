@@ -20,12 +20,11 @@
  * circuit in use, none of its own handles or timers), the context is closed so the process can
  * exit as it would without the hook.
  */
-import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import { syncBuiltinESMExports } from 'node:module'
 import net from 'node:net'
 import tls from 'node:tls'
-import { ProtocolError, parseIdentityFile } from '@nullport/protocol'
+import { loadIdentityFileSync } from '@nullport/protocol'
 import { setGlobalDispatcher } from 'undici'
 import { type Context, loadContext } from './context.js'
 import { overlayDispatcher } from './http/dispatcher.js'
@@ -220,27 +219,8 @@ async function register(): Promise<void> {
   let cfg: RegisterConfig
   try {
     cfg = parseRegisterEnv(process.env)
-    let text: string
-    try {
-      text = readFileSync(cfg.identityPath, 'utf8')
-    } catch (err) {
-      throw new ProtocolError(
-        'ERR_IDENTITY_FILE_MISSING',
-        `identity file ${cfg.identityPath} (NULLPORT_IDENTITY) cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-        { path: cfg.identityPath },
-      )
-    }
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch (err) {
-      throw new ProtocolError(
-        'ERR_IDENTITY_FILE_MALFORMED',
-        `identity file ${cfg.identityPath} (NULLPORT_IDENTITY) is not valid JSON: ${(err as Error).message}`,
-        { path: cfg.identityPath },
-      )
-    }
-    parseIdentityFile(json, cfg.identityPath)
+    // fail at once, before anything is patched
+    loadIdentityFileSync(cfg.identityPath, { label: `${cfg.identityPath} (NULLPORT_IDENTITY)` })
   } catch (err) {
     fail(err)
   }

@@ -1,3 +1,4 @@
+import { WIRE_MESSAGE_MAX } from '@nullport/protocol'
 import { SDK_ERROR_CODES, SdkError, type SdkErrorCode } from './errors.js'
 
 /**
@@ -24,8 +25,8 @@ export function wireCode(err: unknown, fallback: string): string {
   return fallback
 }
 
-/** A message that fits the wire limit (1024 characters). */
+/** A message that fits the wire limit (WIRE_MESSAGE_MAX, 1024 characters). */
 export function wireMessage(err: unknown): string {
   const m = (err as { message?: unknown } | null)?.message
-  return typeof m === 'string' ? m.slice(0, 1024) : ''
+  return typeof m === 'string' ? m.slice(0, WIRE_MESSAGE_MAX) : ''
 }

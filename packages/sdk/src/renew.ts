@@ -9,6 +9,7 @@
  * the expiry; a revoked identity stops retrying.
  */
 import {
+  Backoff,
   type CertificateInfo,
   certificateInfo,
   checkRenewedCertificate,
@@ -21,7 +22,6 @@ import {
   renewAt,
   saveIdentityFile,
 } from '@nullport/protocol'
-import { Backoff } from './backoff.js'
 import { SdkError } from './errors.js'
 
 /** `renew` option of loadContext: false disables automatic renewal. */

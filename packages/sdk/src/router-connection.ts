@@ -4,18 +4,29 @@ import { isIP } from 'node:net'
 import tls from 'node:tls'
 import {
   CircuitIdAllocator,
-  type DialFailedPayload,
   type DialPayload,
   type DialSuccessPayload,
+  type E2ESession,
   type Frame,
   FrameConnection,
   FrameType,
+  type HostPort,
+  makeSpiffeId,
   PROTOCOL_VERSION,
+  type TerminatorPrecedence,
+  tryParseHostPort,
+  uriSans,
+  WIRE_MESSAGE_MAX,
 } from '@nullport/protocol'
 import { SdkError } from './errors.js'
 import type { Logger } from './logger.js'
-import type { CircuitLink, OverlaySocket } from './overlay-socket.js'
-import { remoteError } from './remote-error.js'
+import {
+  type CircuitLink,
+  OverlaySocket,
+  type OverlaySocketInit,
+  type PeerIdentity,
+} from './overlay-socket.js'
+import { remoteError, wireCode, wireMessage } from './remote-error.js'
 
 /** Credentials and trust of the local identity, shared by all connections of a context. */
 export interface TlsCredentials {
@@ -38,14 +49,39 @@ export interface RouterConnectionOptions {
   connectTimeoutMs: number
   /** Interval of latency pings in ms. */
   pingIntervalMs: number
-  /** A DIAL for a service this identity hosts. */
-  onDial: (conn: RouterConnection, circuitId: number, payload: DialPayload) => void
+  /**
+   * A DIAL for a service this identity hosts, reserved on this connection (`PendingAccept`): the
+   * bound server answers it with `accept()` or `refuse()` (hosting.ts routes it to that server).
+   */
+  onDial: (conn: RouterConnection, dial: PendingAccept) => void
 }
 
-/** Outcome of a DIAL sent on this connection. */
-export type DialAnswer =
-  | { ok: true; circuitId: number; payload: DialSuccessPayload }
-  | { ok: false; circuitId: number; payload: DialFailedPayload }
+/** What a dialer gives `dial()`: the DIAL payload and how to turn DIAL_SUCCESS into a circuit. */
+export interface DialRequest {
+  payload: DialPayload
+  signal: AbortSignal
+  localIdentity: PeerIdentity
+  allowHalfOpen: boolean
+  /**
+   * Checks the host's DIAL_SUCCESS (with e2e: verifies the host and finishes the handshake). It
+   * runs in the dispatch of that frame, so the circuit's socket exists before the next frame of
+   * the same read. Throwing refuses the answer: the circuit is closed with the error's code and
+   * `dial()` rejects with the error.
+   */
+  verify(answer: DialSuccessPayload): { e2e: E2ESession | null; remoteIdentity: PeerIdentity }
+}
+
+/** What the accepting server supplies for the socket of an accepted circuit. */
+export type AcceptInit = Omit<OverlaySocketInit, 'link' | 'circuitId' | 'routerId'>
+
+/**
+ * An incoming DIAL for a hosted service: its circuit id stays reserved on the connection until
+ * the server answers with `accept()` or `refuse()`, or the router closes the circuit first.
+ */
+export interface PendingAccept {
+  readonly circuitId: number
+  readonly payload: DialPayload
+}
 
 /** Receives the answers to one BIND. */
 export interface BindHandler {
@@ -59,21 +95,22 @@ export interface BindHandler {
   ): void
 }
 
+/** A DIAL this side sent, waiting for its answer. */
 interface PendingDial {
-  resolve: (a: DialAnswer) => void
+  readonly req: DialRequest
+  resolve(socket: OverlaySocket): void
+  reject(err: Error): void
 }
 
 const PING_SIZE = 8
 
-/** Splits `host:port` and `[v6]:port`. */
-export function splitHostPort(address: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address)
-  if (!m) throw new SdkError('ERR_ROUTER_UNREACHABLE', `router address "${address}" is not host:port`)
-  const port = Number(m[2])
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+/** A router's advertised `host:port` / `[v6]:port` (ERR_ROUTER_UNREACHABLE when it is not one). */
+function routerAddress(address: string): HostPort {
+  const r = tryParseHostPort(address, { host: 'any' })
+  if (r.ok) return r
+  if (r.reason === 'bad-port' || r.reason === 'port-zero')
     throw new SdkError('ERR_ROUTER_UNREACHABLE', `router address "${address}" has an invalid port`)
-  }
-  return { host: m[1]!, port }
+  throw new SdkError('ERR_ROUTER_UNREACHABLE', `router address "${address}" is not host:port`)
 }
 
 /**
@@ -93,7 +130,12 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
   private socket: tls.TLSSocket | null = null
   private conn: FrameConnection | null = null
   private readonly ids: CircuitIdAllocator
-  private readonly circuits = new Map<number, OverlaySocket | PendingDial>()
+  /** Open circuits (dialed and accepted): the one owner of each, from its first frame on. */
+  private readonly circuits = new Map<number, OverlaySocket>()
+  /** DIALs sent, by circuit id, until DIAL_SUCCESS (a socket in `circuits`) or a failure. */
+  private readonly dialing = new Map<number, PendingDial>()
+  /** DIALs received for hosted services, by circuit id, until accept() or refuse(). */
+  private readonly accepting = new Map<number, PendingAccept>()
   private readonly binds = new Map<number, BindHandler>()
   private nextBindId = 1
   private drainWaiters: Array<() => void> = []
@@ -111,7 +153,7 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
     this.routerId = opts.routerId
     this.routerName = opts.routerName
     this.address = opts.address
-    this.ids = new CircuitIdAllocator(true, (id) => this.circuits.has(id))
+    this.ids = new CircuitIdAllocator(true, (id) => this.circuits.has(id) || this.dialing.has(id))
   }
 
   get ready(): boolean {
@@ -122,7 +164,7 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
   }
   /** Number of open circuits (dialed and hosted). */
   get circuitCount(): number {
-    return this.circuits.size
+    return this.circuits.size + this.dialing.size + this.accepting.size
   }
 
   /** Connects, verifies the router and exchanges HELLO. Rejects with ERR_ROUTER_*. */
@@ -147,15 +189,15 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
           ),
         this.opts.connectTimeoutMs,
       )
-      let hp: { host: string; port: number }
+      let hp: HostPort
       try {
-        hp = splitHostPort(this.address)
+        hp = routerAddress(this.address)
       } catch (err) {
         fail(err as Error)
         return
       }
       const { credentials } = this.opts
-      const expected = `spiffe://${credentials.trustDomain}/router/${this.routerId}`
+      const expected = makeSpiffeId(credentials.trustDomain, 'router', this.routerId)
       let verifyError: Error | null = null
       const socket = tls.connect({
         host: hp.host,
@@ -167,11 +209,11 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
         // The chain is verified against the network CA by TLS (rejectUnauthorized); the name we
         // check is the router's SPIFFE id, not a DNS name.
         checkServerIdentity: (_host, cert) => {
-          const sans = (cert.subjectaltname ?? '').split(/,\s*/)
-          if (sans.includes(`URI:${expected}`)) return undefined
+          const uris = uriSans(cert.subjectaltname)
+          if (uris.includes(expected)) return undefined
           verifyError = new SdkError(
             'ERR_ROUTER_VERIFY_FAILED',
-            `router at ${this.address} presented a certificate for ${sans.filter((s) => s.startsWith('URI:')).join(' ') || 'no SPIFFE id'}, expected ${expected}`,
+            `router at ${this.address} presented a certificate for ${uris.map((u) => `URI:${u}`).join(' ') || 'no SPIFFE id'}, expected ${expected}`,
             { routerId: this.routerId },
           )
           return verifyError
@@ -341,10 +383,15 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // dialing and hosting
+  // dialing and hosting: this connection owns each circuit from its first frame on
 
-  /** Sends DIAL on a new circuit and resolves with the router's answer. */
-  dial(payload: DialPayload, signal: AbortSignal): Promise<DialAnswer> {
+  /**
+   * Sends DIAL on a new circuit. On DIAL_SUCCESS the answer is checked (`req.verify`) and the
+   * circuit's OverlaySocket made in the same frame dispatch, so DATA that arrives with the answer
+   * reaches it. Rejects with the router's or host's refusal (ERR_DIAL_FAILED for unknown codes),
+   * ERR_ROUTER_CONNECTION_LOST, the verification error, or `signal.reason` after an abort.
+   */
+  dial(req: DialRequest): Promise<OverlaySocket> {
     if (!this.ready) {
       return Promise.reject(
         new SdkError(
@@ -354,35 +401,121 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
       )
     }
     const circuitId = this.ids.next()
-    return new Promise<DialAnswer>((resolve, reject) => {
+    const { signal } = req
+    let early: Error | null = null
+    const onEarlyError = (err: Error): void => {
+      early = err
+    }
+    return new Promise<OverlaySocket>((resolve, reject) => {
       const onAbort = (): void => {
-        if (this.circuits.get(circuitId) !== pending) return
-        this.circuits.delete(circuitId)
+        if (this.dialing.get(circuitId) !== pending) return
+        this.dialing.delete(circuitId)
         // Tell the router we gave up; a late DIAL_SUCCESS is answered by this CLOSE.
         this.send({ type: FrameType.CLOSE, circuitId, flags: 0, payload: { code: 'ERR_DIAL_TIMEOUT' } })
         reject(signal.reason)
       }
       const pending: PendingDial = {
-        resolve: (a) => {
+        req,
+        resolve: (socket) => {
           signal.removeEventListener('abort', onAbort)
-          resolve(a)
+          // Until the dialer has it, an error of the socket (a CLOSE {code} in the same read)
+          // fails the dial instead of going unheard.
+          socket.once('error', onEarlyError)
+          resolve(socket)
+        },
+        reject: (err) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(err)
         },
       }
-      this.circuits.set(circuitId, pending)
+      this.dialing.set(circuitId, pending)
       signal.addEventListener('abort', onAbort, { once: true })
-      this.send({ type: FrameType.DIAL, circuitId, flags: 0, payload })
+      this.send({ type: FrameType.DIAL, circuitId, flags: 0, payload: req.payload })
+    }).then((socket) => {
+      socket.removeListener('error', onEarlyError)
+      if (early !== null) throw early
+      if (socket.destroyed) {
+        throw new SdkError('ERR_CIRCUIT_CLOSED', 'the circuit closed before the dial completed', {
+          service: req.payload.service,
+          routerId: this.routerId,
+        })
+      }
+      return socket
     })
   }
 
-  /** Registers an accepted or dialed circuit's socket. */
-  attach(circuitId: number, socket: OverlaySocket): void {
+  /** DIAL_SUCCESS for a pending dial: verify, make the socket, own the circuit. */
+  private openDialed(circuitId: number, pending: PendingDial, answer: DialSuccessPayload): void {
+    const { req } = pending
+    let verified: { e2e: E2ESession | null; remoteIdentity: PeerIdentity }
+    try {
+      verified = req.verify(answer)
+    } catch (err) {
+      this.send({
+        type: FrameType.CLOSE,
+        circuitId,
+        flags: 0,
+        payload: { code: wireCode(err, 'ERR_E2E_VERIFY_FAILED'), message: wireMessage(err) },
+      })
+      pending.reject(err as Error)
+      return
+    }
+    const socket = new OverlaySocket({
+      link: this,
+      circuitId,
+      e2e: verified.e2e,
+      remoteIdentity: verified.remoteIdentity,
+      localIdentity: req.localIdentity,
+      service: req.payload.service,
+      circuitTag: answer.circuitTag,
+      routerId: this.routerId,
+      allowHalfOpen: req.allowHalfOpen,
+    })
     this.circuits.set(circuitId, socket)
+    pending.resolve(socket)
+  }
+
+  /** A refusal (DIAL_FAILED, or CLOSE during setup) of a pending dial. */
+  private failDial(pending: PendingDial, code: string, message: string): void {
+    pending.reject(
+      remoteError(code, message, 'ERR_DIAL_FAILED', {
+        service: pending.req.payload.service,
+        routerId: this.routerId,
+      }),
+    )
+  }
+
+  /**
+   * Accepts a reserved incoming dial: makes the circuit's socket, owns it, and answers
+   * DIAL_SUCCESS, in this order, so the dialer's first DATA finds the socket. Returns null when
+   * the dial is no longer pending (the router closed the circuit, or this connection is gone).
+   */
+  accept(dial: PendingAccept, init: AcceptInit, answer: DialSuccessPayload): OverlaySocket | null {
+    const { circuitId } = dial
+    if (this.accepting.get(circuitId) !== dial || this.closedFlag) return null
+    this.accepting.delete(circuitId)
+    const socket = new OverlaySocket({ ...init, link: this, circuitId, routerId: this.routerId })
+    this.circuits.set(circuitId, socket)
+    this.send({ type: FrameType.DIAL_SUCCESS, circuitId, flags: 0, payload: answer })
+    return socket
+  }
+
+  /** Refuses a reserved incoming dial with DIAL_FAILED (nothing is sent when it is no longer pending). */
+  refuse(dial: PendingAccept, code: string, message: string): void {
+    if (this.accepting.get(dial.circuitId) !== dial) return
+    this.accepting.delete(dial.circuitId)
+    this.send({
+      type: FrameType.DIAL_FAILED,
+      circuitId: dial.circuitId,
+      flags: 0,
+      payload: { code, message: message.slice(0, WIRE_MESSAGE_MAX) },
+    })
   }
 
   /** Registers a bind and sends BIND; answers go to `handler`. Returns the bind id. */
   bind(
     service: string,
-    o: { cost: number; precedence: 'default' | 'required' | 'failed'; maxConnections: number },
+    o: { cost: number; precedence: TerminatorPrecedence; maxConnections: number },
     handler: BindHandler,
   ): number {
     const bindId = this.nextBindId++
@@ -400,33 +533,37 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
     switch (f.type) {
       case FrameType.DATA:
       case FrameType.WINDOW_UPDATE:
-      case FrameType.HALF_CLOSE:
+      case FrameType.HALF_CLOSE: {
+        // late frames for a circuit that is gone (or not open yet: a protocol violation) are dropped
+        this.circuits.get(f.circuitId)?.handleFrame(f)
+        return
+      }
       case FrameType.CLOSE: {
         const c = this.circuits.get(f.circuitId)
-        if (c === undefined) return // late frame for a circuit that is gone
-        if ('resolve' in c) {
-          if (f.type === FrameType.CLOSE) {
-            this.circuits.delete(f.circuitId)
-            c.resolve({
-              ok: false,
-              circuitId: f.circuitId,
-              payload: {
-                code: f.payload.code ?? 'ERR_DIAL_FAILED',
-                message: f.payload.message ?? 'the circuit was closed during setup',
-              },
-            })
-          }
+        if (c !== undefined) {
+          c.handleFrame(f)
           return
         }
-        c.handleFrame(f)
+        const d = this.dialing.get(f.circuitId)
+        if (d !== undefined) {
+          this.dialing.delete(f.circuitId)
+          this.failDial(
+            d,
+            f.payload.code ?? 'ERR_DIAL_FAILED',
+            f.payload.message ?? 'the circuit was closed during setup',
+          )
+          return
+        }
+        // The dialer gave up while the host was admitting it: the id is free, nothing to answer.
+        this.accepting.delete(f.circuitId)
         return
       }
       case FrameType.DIAL_SUCCESS:
       case FrameType.DIAL_FAILED: {
-        const c = this.circuits.get(f.circuitId)
-        if (c === undefined || !('resolve' in c)) {
+        const d = this.dialing.get(f.circuitId)
+        if (d === undefined) {
           // An answer for a dial we gave up on: close it.
-          if (f.type === FrameType.DIAL_SUCCESS && c === undefined) {
+          if (f.type === FrameType.DIAL_SUCCESS && !this.circuits.has(f.circuitId)) {
             this.send({
               type: FrameType.CLOSE,
               circuitId: f.circuitId,
@@ -436,14 +573,17 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
           }
           return
         }
-        this.circuits.delete(f.circuitId)
-        if (f.type === FrameType.DIAL_SUCCESS)
-          c.resolve({ ok: true, circuitId: f.circuitId, payload: f.payload })
-        else c.resolve({ ok: false, circuitId: f.circuitId, payload: f.payload })
+        this.dialing.delete(f.circuitId)
+        if (f.type === FrameType.DIAL_SUCCESS) this.openDialed(f.circuitId, d, f.payload)
+        else this.failDial(d, f.payload.code, f.payload.message)
         return
       }
       case FrameType.DIAL: {
-        if (this.ids.isLocal(f.circuitId) || this.circuits.has(f.circuitId)) {
+        if (
+          this.ids.isLocal(f.circuitId) ||
+          this.circuits.has(f.circuitId) ||
+          this.accepting.has(f.circuitId)
+        ) {
           this.send({
             type: FrameType.DIAL_FAILED,
             circuitId: f.circuitId,
@@ -455,7 +595,9 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
           })
           return
         }
-        this.opts.onDial(this, f.circuitId, f.payload)
+        const dial: PendingAccept = { circuitId: f.circuitId, payload: f.payload }
+        this.accepting.set(f.circuitId, dial)
+        this.opts.onDial(this, dial)
         return
       }
       case FrameType.BIND_SUCCESS: {
@@ -538,17 +680,13 @@ export class RouterConnection extends EventEmitter implements CircuitLink {
     this.pingTimer = null
     if (this.conn) this.conn.close()
     else this.socket?.destroy()
+    const dials = [...this.dialing.values()]
+    this.dialing.clear()
+    for (const d of dials) this.failDial(d, 'ERR_ROUTER_CONNECTION_LOST', err.message)
+    this.accepting.clear()
     const circuits = [...this.circuits.values()]
     this.circuits.clear()
-    for (const c of circuits) {
-      if ('resolve' in c)
-        c.resolve({
-          ok: false,
-          circuitId: 0,
-          payload: { code: 'ERR_ROUTER_CONNECTION_LOST', message: err.message },
-        })
-      else c.linkLost(quiet ? null : err)
-    }
+    for (const c of circuits) c.linkLost(quiet ? null : err)
     const binds = [...this.binds.entries()]
     this.binds.clear()
     for (const [id, h] of binds) h.onUnbind(this, id, 'ERR_ROUTER_CONNECTION_LOST', err.message)

@@ -7,11 +7,16 @@
  * the identity hosts the service on the overlay and each circuit is handed to the server as a
  * connection (see serve.ts).
  */
-import { readFileSync } from 'node:fs'
 import { type AddressInfo, isIP, Server } from 'node:net'
 import { resolve as resolvePath } from 'node:path'
-import { type IdentityFile, ProtocolError, parseIdentityFile } from '@nullport/protocol'
-import { Context, type ContextOptions, loadContext } from './context.js'
+import {
+  type IdentityFile,
+  loadIdentityFileSync,
+  parseIdentityFile,
+  tryParseHostPort,
+} from '@nullport/protocol'
+import { Context, loadContext } from './context.js'
+import type { ContextOptions } from './context-options.js'
 import { SdkError } from './errors.js'
 import type { ListenOptions } from './overlay-server.js'
 import { attachOverlay } from './serve.js'
@@ -82,65 +87,37 @@ function invalid(msg: string, details: Record<string, unknown> = {}): SdkError {
   return new SdkError('ERR_INVALID_BINDINGS', msg, details)
 }
 
-/** Parses `host:port` / `[v6]:port` / `:port` / `port`. */
+/** Parses `host:port` / `[v6]:port` / `:port` / `port` (protocol's HOST:PORT grammar, plus a bare port). */
 export function parseBindingKey(key: string): { host: string | null; port: number } {
   const k = key.trim()
-  let host: string
-  let portText: string
-  if (/^\d+$/.test(k)) {
-    host = ''
-    portText = k
-  } else if (k.startsWith('[')) {
-    const end = k.indexOf(']')
-    if (end < 0 || k[end + 1] !== ':')
-      throw invalid(`binding "${key}": expected [ipv6]:port`, { binding: key })
-    host = k.slice(1, end)
-    portText = k.slice(end + 2)
-  } else {
-    const i = k.lastIndexOf(':')
-    if (i < 0) throw invalid(`binding "${key}": expected host:port (e.g. 127.0.0.1:18080)`, { binding: key })
-    host = k.slice(0, i)
-    portText = k.slice(i + 1)
-    if (host.includes(':'))
-      throw invalid(`binding "${key}": write IPv6 hosts in brackets ([::1]:8080)`, { binding: key })
+  const r = /^\d+$/.test(k)
+    ? tryParseHostPort(`:${k}`, { host: 'any', allowEmptyHost: true })
+    : tryParseHostPort(k, { host: 'any', allowEmptyHost: true })
+  if (r.ok) return { host: ANY_HOSTS.has(r.host.trim()) ? null : normHost(r.host), port: r.port }
+  const details = { binding: key }
+  switch (r.reason) {
+    case 'unterminated-bracket':
+    case 'bracket-suffix':
+      throw invalid(`binding "${key}": expected [ipv6]:port`, details)
+    case 'unbracketed-ipv6':
+      throw invalid(`binding "${key}": write IPv6 hosts in brackets ([::1]:8080)`, details)
+    case 'missing-port':
+      if (!k.endsWith(':')) break
+      throw invalid(portMessage(key), details)
+    case 'bad-port':
+    case 'port-zero':
+      throw invalid(portMessage(key), details)
   }
-  const port = Number(portText)
-  if (!/^\d+$/.test(portText) || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw invalid(
-      `binding "${key}": the port must be 1..65535 (port 0 is chosen by the OS and cannot be bound)`,
-      {
-        binding: key,
-      },
-    )
-  }
-  return { host: ANY_HOSTS.has(host.trim()) ? null : normHost(host), port }
+  throw invalid(`binding "${key}": expected host:port (e.g. 127.0.0.1:18080)`, details)
+}
+
+function portMessage(key: string): string {
+  return `binding "${key}": the port must be 1..65535 (port 0 is chosen by the OS and cannot be bound)`
 }
 
 /** Reads and validates an identity file now, so a bad path fails at the call (not at listen()). */
 function readIdentitySync(path: string): IdentityFile {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    throw new ProtocolError(
-      'ERR_IDENTITY_FILE_MISSING',
-      `identity file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): enroll first with \`nullport edge enroll NAME.jwt\``,
-      { path },
-      { cause: err },
-    )
-  }
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    throw new ProtocolError(
-      'ERR_IDENTITY_FILE_MALFORMED',
-      `identity file ${path} is not valid JSON: ${(err as Error).message}`,
-      { path },
-      { cause: err },
-    )
-  }
-  const file = parseIdentityFile(json, path)
+  const file = loadIdentityFileSync(path)
   if (file.kind !== 'identity') {
     throw new SdkError(
       'ERR_IDENTITY_FILE',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { Backoff } from '../src/backoff.js'
+import { Backoff } from '@nullport/protocol'
 import { SDK_ERROR_CODES, SdkError } from '../src/errors.js'
 import { remoteError, wireCode } from '../src/remote-error.js'
 

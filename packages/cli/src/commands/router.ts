@@ -114,6 +114,11 @@ export function register(program: Command): void {
         ...(config.metricsListen !== undefined ? { metricsListen: config.metricsListen } : {}),
         ...(config.logLevel !== undefined ? { logLevel: config.logLevel } : {}),
         ...(config.renew !== undefined ? { renew: config.renew } : {}),
+        ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {}),
+        ...(config.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: config.handshakeTimeoutMs } : {}),
+        ...(config.maxPreAuthPerAddress !== undefined
+          ? { maxPreAuthPerAddress: config.maxPreAuthPerAddress }
+          : {}),
       })
       await new Promise<void>((resolveStop) => {
         let stopping = false

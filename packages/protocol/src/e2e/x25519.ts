@@ -1,15 +1,16 @@
 /**
  * X25519 for the e2e handshake: ephemeral keys (a pool made on libuv's thread pool, sized by
  * demand) and the shared secret. See the comment below for why no generated key object is ever
- * exported on the main thread.
+ * exported once its generation job is done.
  */
 import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
   generateKeyPair,
+  generateKeyPairSync,
+  type JsonWebKey,
   type KeyObject,
-  randomBytes,
 } from 'node:crypto'
 import { ProtocolError } from '../errors.js'
 
@@ -29,35 +30,26 @@ export interface Ephemeral {
 
 /*
  * Ephemeral X25519 keys, made so that no key object produced by a key-generation job is ever
- * exported on the main thread. Node 20 can deadlock there: a garbage collection during the
+ * exported after the job is done. Node 20 can deadlock there: a garbage collection during the
  * export of a freshly generated key runs the finished job's destructor, which takes the mutex
- * the export holds, and the process freezes at 0% CPU (seen with generateKeyPairSync + JWK
- * export, and with the pool's async keys exported in their callback). So:
- * - the pool's keys are generated on libuv's thread pool with DER encodings chosen at
- *   generation: the callback receives plain Buffers, and a key object is imported from the
- *   PKCS#8 bytes only when the key is used (an imported key has no job behind it);
- * - when the pool is empty, the private key is 32 random bytes (every X25519 scalar is valid:
- *   the function clamps it) imported from PKCS#8, and its public key is derived from it.
- * The pool's size follows demand: every miss doubles the target (up to EPHEMERAL_POOL_MAX), and
- * it halves back towards EPHEMERAL_POOL_MIN after EPHEMERAL_SHRINK_MS without a miss.
+ * the export holds, and the process freezes at 0% CPU (seen with generateKeyPairSync followed by
+ * `publicKey.export({ format: 'jwk' })`, and with the pool's async keys exported in their
+ * callback). So the JWK encoding is chosen at generation: Node encodes the key inside the job
+ * (the job is alive then), the callback receives plain JWK objects, and the key object it keeps
+ * is imported from the JWK (an imported key has no job behind it; a JWK import costs about as
+ * much as the old export, a PKCS#8 DER import ten times more).
+ * The pool is made on libuv's thread pool; its size follows demand: every miss doubles the
+ * target (up to EPHEMERAL_POOL_MAX), and it halves back towards EPHEMERAL_POOL_MIN after
+ * EPHEMERAL_SHRINK_MS without a miss. A miss generates one key in line, the same way.
  */
 const EPHEMERAL_POOL_MIN = 8
 const EPHEMERAL_POOL_MAX = 512
 const EPHEMERAL_SHRINK_MS = 30_000
-/** PKCS#8 DER of an X25519 private key: this prefix, then the 32-byte scalar. */
-const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
-/** SPKI DER of an X25519 public key: 12 bytes of prefix, then the 32-byte point. */
-const X25519_SPKI_PREFIX_LENGTH = 12
-const X25519_KEYGEN_DER = {
-  publicKeyEncoding: { type: 'spki', format: 'der' },
-  privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+const X25519_KEYGEN_JWK = {
+  privateKeyEncoding: { format: 'jwk' },
 } as const
 
-interface PooledEphemeral {
-  pkcs8: Buffer
-  pub: Buffer
-}
-const ephemeralPool: PooledEphemeral[] = []
+const ephemeralPool: Ephemeral[] = []
 let ephemeralPending = 0
 let ephemeralTarget = EPHEMERAL_POOL_MIN
 let lastEphemeralMiss = 0
@@ -70,23 +62,21 @@ function refillEphemerals(): void {
   }
   while (ephemeralPool.length + ephemeralPending < ephemeralTarget) {
     ephemeralPending++
-    generateKeyPair('x25519', X25519_KEYGEN_DER, (err, spki: Buffer, pkcs8: Buffer) => {
+    // @types/node has no overload for JWK encodings: the callback gets JsonWebKey objects
+    generateKeyPair('x25519', X25519_KEYGEN_JWK, (err, _pub, privateJwk) => {
       ephemeralPending--
       if (!err && ephemeralPool.length < ephemeralTarget)
-        ephemeralPool.push({ pkcs8, pub: spki.subarray(X25519_SPKI_PREFIX_LENGTH) })
+        ephemeralPool.push(fromJwk(privateJwk as unknown as JsonWebKey))
     })
   }
 }
 
-function importX25519(pkcs8: Buffer): KeyObject {
-  return createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })
-}
-
-/** An ephemeral key made in line, without a key-generation job (see above). */
-function inlineEphemeral(): Ephemeral {
-  const privateKey = importX25519(Buffer.concat([X25519_PKCS8_PREFIX, randomBytes(X25519_KEY_SIZE)]))
-  const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' })
-  return { privateKey, pub: spki.subarray(X25519_SPKI_PREFIX_LENGTH) }
+/** A key object from a private JWK (with its public `x`), and the raw public key. */
+function fromJwk(jwk: JsonWebKey): Ephemeral {
+  return {
+    privateKey: createPrivateKey({ key: jwk, format: 'jwk' }),
+    pub: Buffer.from(jwk.x as string, 'base64url'),
+  }
 }
 
 export function newEphemeral(): Ephemeral {
@@ -94,13 +84,13 @@ export function newEphemeral(): Ephemeral {
   if (pooled) {
     ephemeralStats.ephemeralHits++
     refillEphemerals()
-    return { privateKey: importX25519(pooled.pkcs8), pub: pooled.pub }
+    return pooled
   }
   ephemeralStats.ephemeralMisses++
   lastEphemeralMiss = Date.now()
   ephemeralTarget = Math.min(EPHEMERAL_POOL_MAX, ephemeralTarget * 2)
   refillEphemerals()
-  return inlineEphemeral()
+  return fromJwk(generateKeyPairSync('x25519', X25519_KEYGEN_JWK).privateKey as unknown as JsonWebKey)
 }
 
 /** Test hook: the pool's current target size (it follows demand). */

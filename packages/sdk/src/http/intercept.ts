@@ -5,7 +5,7 @@
  * clients of the SDK refuse it (ERR_NOT_INTERCEPTED): they never send it to the network.
  */
 import { isIP } from 'node:net'
-import type { ClientService, InterceptV1 } from '@nullport/protocol'
+import { type ClientService, type InterceptV1, policyAdvisorCommand } from '@nullport/protocol'
 import type { Context } from '../context.js'
 import { SdkError } from '../errors.js'
 
@@ -181,7 +181,7 @@ export function resolveIntercept(ctx: Context, host: string, port: number): Inte
   const t = table.match(host, port)
   if (t) return t
   const me = ctx.identity.name
-  const advisor = (svc: string): string => `\`nullport edge policy-advisor identities ${me} ${svc}\``
+  const advisor = (svc: string): string => `\`${policyAdvisorCommand(me, svc)}\``
   const other = table.servicesOnOtherPorts(host)
   const services = ctx.services()
   let reason: 'port' | 'no-dial' | 'no-services' | 'no-match'
@@ -263,7 +263,7 @@ export async function explainNotIntercepted(ctx: Context, err: unknown): Promise
     if ((e as SdkError).code !== 'ERR_NO_DIAL_PERMISSION') return err
     return new SdkError(
       'ERR_NOT_INTERCEPTED',
-      `${host}:${d.port} is not an overlay address: service ${host} exists but identity ${me} has no Dial policy for it: run \`nullport edge policy-advisor identities ${me} ${host}\`; refused, nothing was sent to the network`,
+      `${host}:${d.port} is not an overlay address: service ${host} exists but identity ${me} has no Dial policy for it: run \`${policyAdvisorCommand(me, host)}\`; refused, nothing was sent to the network`,
       { ...err.details, service: host, reason: 'no-dial' },
     )
   }

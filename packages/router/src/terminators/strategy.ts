@@ -4,7 +4,13 @@
  * `failed` terminator is used only when nothing better exists. New strategies implement
  * `TerminatorStrategy` and register in `STRATEGIES`.
  */
-import type { Service, Terminator } from '@nullport/protocol'
+import {
+  DEFAULT_TERMINATOR_STRATEGY,
+  type Service,
+  TERMINATOR_PRECEDENCE_RANK,
+  type Terminator,
+  type TerminatorStrategyName,
+} from '@nullport/protocol'
 
 export interface TerminatorCandidate {
   terminator: Terminator
@@ -26,13 +32,11 @@ export interface TerminatorStrategy {
   select(candidates: readonly TerminatorCandidate[], ctx: StrategyContext): TerminatorCandidate | undefined
 }
 
-const PRECEDENCE_RANK: Record<Terminator['precedence'], number> = { required: 0, default: 1, failed: 2 }
-
 /** The candidates of the best precedence class present. */
 export function bestPrecedenceClass(candidates: readonly TerminatorCandidate[]): TerminatorCandidate[] {
   let best = 3
-  for (const c of candidates) best = Math.min(best, PRECEDENCE_RANK[c.terminator.precedence] ?? 1)
-  return candidates.filter((c) => (PRECEDENCE_RANK[c.terminator.precedence] ?? 1) === best)
+  for (const c of candidates) best = Math.min(best, TERMINATOR_PRECEDENCE_RANK[c.terminator.precedence] ?? 1)
+  return candidates.filter((c) => (TERMINATOR_PRECEDENCE_RANK[c.terminator.precedence] ?? 1) === best)
 }
 
 /** Total cost of a candidate: terminator cost + route cost. */
@@ -83,15 +87,17 @@ export const weightedStrategy: TerminatorStrategy = {
   },
 }
 
+/** The strategies implemented here, by the protocol's strategy names (`sticky` is not, yet). */
 export const STRATEGIES: Record<string, TerminatorStrategy> = {
   smartrouting: smartRouting,
   random: randomStrategy,
   weighted: weightedStrategy,
-}
+} satisfies Partial<Record<TerminatorStrategyName, TerminatorStrategy>>
 
 /** The strategy for a service's `terminatorStrategy`; unknown names (and `sticky`, not yet) use smartrouting. */
 export function strategyFor(name: Service['terminatorStrategy'] | string | undefined): TerminatorStrategy {
   return (
-    (name !== undefined && Object.hasOwn(STRATEGIES, name) ? STRATEGIES[name] : undefined) ?? smartRouting
+    (name !== undefined && Object.hasOwn(STRATEGIES, name) ? STRATEGIES[name] : undefined) ??
+    STRATEGIES[DEFAULT_TERMINATOR_STRATEGY]!
   )
 }

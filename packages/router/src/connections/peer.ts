@@ -3,41 +3,14 @@
  * either direction. Holds the verified identity, the circuit id allocator of this side, the
  * binds of an SDK, and the write-backpressure state used to bound queued bytes per circuit.
  */
-import { createHash, type X509Certificate } from 'node:crypto'
 import { CircuitIdAllocator, type Frame, type FrameConnection } from '@nullport/protocol'
-import type { Leg } from './circuit-table.js'
+import type { Logger } from 'pino'
+import type { CircuitTable, Leg } from '../circuits/circuit-table.js'
+import type { RouterWireCode } from '../errors.js'
+import type { Binding } from '../terminators/terminators.js'
 
 export type PeerKind = 'sdk' | 'router'
 export type PeerState = 'auth' | 'hello' | 'ready' | 'closed'
-
-/** One BIND of an SDK connection. */
-export interface Binding {
-  peer: Peer
-  bindId: number
-  serviceId: string
-  serviceName: string
-  cost: number
-  precedence: 'default' | 'required' | 'failed'
-  maxConnections: number
-  /** Set once the terminator exists. */
-  terminator: LocalTerminator | null
-  /** Circuits currently open through this binding. */
-  circuits: number
-  removed: boolean
-}
-
-/** A terminator hosted on this router; one or more bindings (connections of the same identity) serve it. */
-export interface LocalTerminator {
-  id: string
-  serviceId: string
-  identityId: string
-  cost: number
-  precedence: 'default' | 'required' | 'failed'
-  bindings: Binding[]
-  /** Round-robin cursor over bindings. */
-  next: number
-  circuits: number
-}
 
 let peerSeq = 0
 
@@ -47,6 +20,8 @@ export class Peer {
   /** True when this router accepted the TLS connection (it then allocates even circuit ids). */
   readonly inbound: boolean
   readonly remote: string
+  /** The router's logger (send failures, refusals). */
+  private readonly log: Logger
   kind: PeerKind = 'sdk'
   entityId = ''
   name = ''
@@ -77,6 +52,8 @@ export class Peer {
   missedPings = 0
   /** Outbound links: called once HELLO_ACK arrived. */
   onReady: (() => void) | null = null
+  /** Outbound links: called when the link, once up, closes. */
+  onDown: (() => void) | null = null
 
   /** Counts `size` bytes as queued for `leg` until the frame just written is flushed. */
   pushUnflushed(leg: Leg<Peer>, size: number): void {
@@ -103,49 +80,37 @@ export class Peer {
     }
   }
 
-  constructor(conn: FrameConnection, inbound: boolean, inUse: (id: number) => boolean) {
+  /** `table`: the router's circuit table (circuit ids in use on this connection are not allocated again). */
+  constructor(conn: FrameConnection, inbound: boolean, table: CircuitTable<Peer>, log: Logger) {
     this.conn = conn
     this.inbound = inbound
+    this.log = log
     const s = conn.socket as { remoteAddress?: string; remotePort?: number }
     this.remote = `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`
-    this.alloc = new CircuitIdAllocator(!inbound, inUse)
+    this.alloc = new CircuitIdAllocator(!inbound, (id: number): boolean => table.has(this, id))
+  }
+
+  /** Sends a control frame; false (logged) when it cannot be encoded or the socket is backed up. */
+  send(frame: Frame): boolean {
+    try {
+      return this.conn.send(frame)
+    } catch (err) {
+      this.log.error({ err, type: frame.type, ...this.describe() }, 'frame could not be encoded')
+      return false
+    }
+  }
+
+  /** Closes the connection with GOAWAY {code, message} (once), logging the refusal. */
+  refuse(code: RouterWireCode, message: string): void {
+    if (this.state === 'closed') return
+    this.log.info({ code, ...this.describe(), reason: message }, 'connection refused')
+    this.state = 'closed'
+    if (this.timer) clearTimeout(this.timer)
+    this.conn.close(code, message.slice(0, 1024))
   }
 
   /** For logs. */
   describe(): Record<string, unknown> {
     return { peer: this.seq, kind: this.kind, entityId: this.entityId, name: this.name, remote: this.remote }
   }
-}
-
-/** Lower-case hex SHA-256 of a certificate's DER. */
-export function certFingerprint(cert: X509Certificate): string {
-  return createHash('sha256').update(cert.raw).digest('hex')
-}
-
-/** URI SANs of a certificate, from Node's `subjectAltName` text (`URI:spiffe://..., IP Address:...`). */
-export function uriSans(subjectAltName: string | undefined): string[] {
-  if (!subjectAltName) return []
-  const out: string[] = []
-  for (const part of subjectAltName.split(/,\s*/)) {
-    if (!part.startsWith('URI:')) continue
-    let v = part.slice(4)
-    if (v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1)
-    out.push(v)
-  }
-  return out
-}
-
-/** The (kind, id) of the first `spiffe://<trustDomain>/<kind>/<id>` URI SAN, or null. */
-export function spiffeOf(
-  subjectAltName: string | undefined,
-  trustDomain: string,
-): { kind: string; id: string } | null {
-  const prefix = `spiffe://${trustDomain}/`
-  for (const uri of uriSans(subjectAltName)) {
-    if (!uri.startsWith(prefix)) continue
-    const rest = uri.slice(prefix.length).split('/')
-    if (rest.length !== 2 || !rest[0] || !rest[1]) continue
-    return { kind: rest[0], id: decodeURIComponent(rest[1]) }
-  }
-  return null
 }

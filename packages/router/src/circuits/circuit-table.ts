@@ -71,6 +71,8 @@ export class Circuit<P> {
 export class CircuitTable<P> {
   private readonly byPeer = new Map<P, Map<number, Leg<P>>>()
   private readonly circuits = new Set<Circuit<P>>()
+  /** Circuit tags in the table (count), to refuse a DIAL that comes back in a loop. */
+  private readonly tags = new Map<string, number>()
   readonly window: number
 
   constructor(opts: { window?: number } = {}) {
@@ -97,6 +99,7 @@ export class CircuitTable<P> {
     const c = new Circuit(meta, peer, id, this.window)
     m.set(id, c.a)
     this.circuits.add(c)
+    this.tags.set(meta.tag, (this.tags.get(meta.tag) ?? 0) + 1)
     return c
   }
 
@@ -119,6 +122,11 @@ export class CircuitTable<P> {
     return this.byPeer.get(peer)?.has(id) ?? false
   }
 
+  /** True while a circuit with this tag passes through the table. */
+  hasTag(tag: string): boolean {
+    return this.tags.has(tag)
+  }
+
   /** Circuits with a leg on `peer`. */
   circuitsOf(peer: P): Circuit<P>[] {
     const m = this.byPeer.get(peer)
@@ -138,6 +146,9 @@ export class CircuitTable<P> {
   remove(c: Circuit<P>): void {
     if (!this.circuits.delete(c)) return
     c.state = 'closed'
+    const n = (this.tags.get(c.meta.tag) ?? 1) - 1
+    if (n <= 0) this.tags.delete(c.meta.tag)
+    else this.tags.set(c.meta.tag, n)
     if (c.timer) {
       clearTimeout(c.timer)
       c.timer = null
