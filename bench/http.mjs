@@ -94,7 +94,7 @@ async function loadProcess() {
 // main: network, app, runs, table
 
 async function main() {
-  const { startOverlayFixture, waitForService } = await import('../packages/cli/dist/test/http-fixture.js')
+  const { startWebNetwork, waitForService } = await import('../packages/testkit/dist/src/index.js')
   const { zitify } = await import('../packages/sdk/dist/src/index.js')
   const small = Buffer.from(
     JSON.stringify({ tools: [{ id: 1, name: 'drill', owner: 'ann', borrowedBy: null }] }),
@@ -105,7 +105,7 @@ async function main() {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
     res.end(body)
   }
-  const fx = await startOverlayFixture([
+  const fx = await startWebNetwork([
     { name: 'bench', intercept: { addresses: ['bench.ziti'], portRanges: [{ low: 80, high: 80 }] } },
   ])
   let load
@@ -194,6 +194,6 @@ async function main() {
       s.closeAllConnections()
       s.close()
     }
-    await fx.stop()
+    await fx.close()
   }
 }

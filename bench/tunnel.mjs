@@ -4,10 +4,11 @@
 // 127.0.0.1) versus direct, in one run, on this machine. Prints a table with the ratios, and
 // the tunnelers' RSS afterwards.
 //
-// Usage: npx tsc -b packages/cli && node bench/tunnel.mjs [--seconds 5] [--clients 4]
+// Usage: npm run build && node bench/tunnel.mjs [--seconds 5] [--clients 4]
 //        [--requests 50000] [--json]
 import { randomBytes } from 'node:crypto'
-import { hp, run, spawnTunnel, startTunnelNet } from '../packages/cli/dist/test/tunnel-env.js'
+import { parseHostPort } from '../packages/protocol/dist/src/index.js'
+import { runCommand, spawnTunnel, startTunnelNetwork } from '../packages/testkit/dist/src/index.js'
 
 const args = process.argv.slice(2)
 const opt = (name, def) => {
@@ -20,25 +21,25 @@ const REQUESTS = opt('requests', 50_000)
 const JSON_OUT = args.includes('--json')
 const db = `tunnel_bench_${randomBytes(4).toString('hex')}`
 
-const net = await startTunnelNet()
+const net = await startTunnelNetwork()
 let host
 let client
 const rows = []
 const pg = (port) => ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres']
 async function must(cmd, a, o) {
-  const r = await run(cmd, a, { timeoutMs: 300_000, ...o })
+  const r = await runCommand(cmd, a, { timeoutMs: 300_000, ...o })
   if (r.code !== 0) throw new Error(`${cmd} ${a.join(' ')}: exit ${r.code}: ${r.stderr}`)
   return r.stdout
 }
 try {
-  host = await spawnTunnel(['run', '-i', net.hostId, '--status', '127.0.0.1:0'])
+  host = await spawnTunnel(['run', '-i', net.hostPath, '--status', '127.0.0.1:0'])
   for (const s of ['pg', 'redis', 'web'])
     await host.waitLog((l) => l.msg === 'hosting service' && l.service === s).catch(() => undefined)
   await new Promise((r) => setTimeout(r, 500))
   client = await spawnTunnel([
     'run',
     '-i',
-    net.clientId,
+    net.clientPath,
     '--no-host',
     '--proxy',
     'pg:0',
@@ -49,8 +50,8 @@ try {
     '--status',
     '127.0.0.1:0',
   ])
-  const pgTun = hp(client.addresses['proxy:pg']).port
-  const redisTun = hp(client.addresses['proxy:redis']).port
+  const pgTun = parseHostPort(client.addresses['proxy:pg']).port
+  const redisTun = parseHostPort(client.addresses['proxy:redis']).port
 
   await must('psql', [...pg(5432), '-d', 'test', '-c', `create database ${db}`])
   await must('pgbench', [...pg(5432), '-i', '-s', '1', '-q', db])
@@ -175,8 +176,8 @@ try {
     )
   }
 } finally {
-  await run('psql', [...pg(5432), '-d', 'test', '-c', `drop database if exists ${db}`])
+  await runCommand('psql', [...pg(5432), '-d', 'test', '-c', `drop database if exists ${db}`])
   await client?.stop()
   await host?.stop()
-  await net.stop()
+  await net.close()
 }

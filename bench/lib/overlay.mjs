@@ -7,8 +7,8 @@
 // host2 only B, so bench-2r circuits go dialer -> A -> link -> B -> host2.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { spawnController } from '../../packages/cli/dist/test/helpers/controller.js'
 import { enroll } from '../../packages/sdk/dist/src/index.js'
+import { spawnController } from '../../packages/testkit/dist/src/index.js'
 import { start } from './proc.mjs'
 
 const LIB = new URL('.', import.meta.url).pathname

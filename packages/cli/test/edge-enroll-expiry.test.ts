@@ -8,8 +8,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadIdentityFile, verifyChain } from '@nullport/protocol'
-import { spawnController } from './helpers/controller.js'
-import { cliEnv, failLine } from './helpers/edge-cli.js'
+import { cliEnv, failLine, spawnController } from '@nullport/testkit'
 
 function claimsOf(jwt: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(jwt.trim().split('.')[1]!, 'base64url').toString('utf8'))

@@ -8,8 +8,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { loadIdentityFile, verifyChain } from '@nullport/protocol'
-import { type RunningTestController, spawnController } from './helpers/controller.js'
-import { type CliEnv, cliEnv, failLine } from './helpers/edge-cli.js'
+import { type CliEnv, cliEnv, failLine, spawnController, type TestController } from '@nullport/testkit'
 
 function claimsOf(jwt: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(jwt.trim().split('.')[1]!, 'base64url').toString('utf8'))
@@ -22,7 +21,7 @@ function withClaims(jwt: string, patch: Record<string, unknown>): string {
 }
 
 describe('nullport edge enroll', () => {
-  let ctrl: RunningTestController
+  let ctrl: TestController
   let cli: CliEnv
   before(async () => {
     ctrl = await spawnController()

@@ -8,11 +8,17 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createRootCa } from '@nullport/protocol'
-import { CLI_BIN, type RunningTestController, spawnController } from './helpers/controller.js'
-import { type CliEnv, cliEnv, failLine } from './helpers/edge-cli.js'
+import {
+  CLI_BIN,
+  type CliEnv,
+  cliEnv,
+  failLine,
+  spawnController,
+  type TestController,
+} from '@nullport/testkit'
 
 describe('nullport edge login', () => {
-  let ctrl: RunningTestController
+  let ctrl: TestController
   let cli: CliEnv
   let rootFp: string
   before(async () => {

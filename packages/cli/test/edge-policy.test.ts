@@ -5,14 +5,13 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { type RunningTestController, spawnController } from './helpers/controller.js'
-import { type CliEnv, cliEnv, failLine } from './helpers/edge-cli.js'
+import { type CliEnv, cliEnv, failLine, spawnController, type TestController } from '@nullport/testkit'
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON from the CLI
 type J = any
 
 describe('nullport edge: policies, routers, advisor', () => {
-  let ctrl: RunningTestController
+  let ctrl: TestController
   let cli: CliEnv
   const json = async (args: string[]): Promise<J> => JSON.parse(await cli.ok([...args, '--json']))
   const get = async (kind: string, name: string): Promise<J> => {

@@ -11,18 +11,10 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { FrameType } from '@nullport/protocol'
 import { enroll } from '@nullport/sdk'
-import { type RunningTestController, spawnController } from './helpers/controller.js'
-import { RawClient, runCli, startTestRouter } from './helpers/router.js'
+import { RawClient, runCli, spawnController, startTestRouter, type TestController } from '@nullport/testkit'
 
-let ctl: RunningTestController
+let ctl: TestController
 let dir: string
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON of any shape
-async function api(method: string, path: string, body?: unknown): Promise<any> {
-  const r = await ctl.api(method, path, body)
-  assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: ${r.status} ${r.text}`)
-  return r.body.data
-}
 
 before(async () => {
   ctl = await spawnController()
@@ -66,7 +58,7 @@ test('router run without an enrolled identity says how to enroll', async () => {
 })
 
 test('router enroll refuses a bad --advertise before using the token', async () => {
-  const er = await api('POST', 'edge-routers', { name: 'edge-bad' })
+  const er = await ctl.data('POST', 'edge-routers', { name: 'edge-bad' })
   const jwt = join(dir, 'bad.jwt')
   await writeFile(jwt, er.enrollment.jwt)
   const r = await runCli(['router', 'enroll', jwt, '--advertise', 'bad host!', '-o', join(dir, 'bad.json')])
@@ -102,10 +94,14 @@ test('router enroll refuses a bad --advertise before using the token', async () 
 test('metrics endpoint, and SIGTERM: GOAWAY to peers, terminators deleted, exit 0', async () => {
   const router = await startTestRouter(ctl, { name: 'edge-m', allPolicies: true, metrics: true })
   try {
-    const host = await api('POST', 'identities', { name: 'host', type: 'Device', roleAttributes: ['hosts'] })
+    const host = await ctl.data('POST', 'identities', {
+      name: 'host',
+      type: 'Device',
+      roleAttributes: ['hosts'],
+    })
     const hostFile = (await enroll({ jwt: host.enrollment.jwt })).file
-    await api('POST', 'services', { name: 'metered' })
-    await api('POST', 'service-policies', {
+    await ctl.data('POST', 'services', { name: 'metered' })
+    await ctl.data('POST', 'service-policies', {
       name: 'bind-metered',
       type: 'Bind',
       semantic: 'AnyOf',
@@ -138,7 +134,7 @@ test('metrics endpoint, and SIGTERM: GOAWAY to peers, terminators deleted, exit 
       assert.ok(text.includes(name), `${name} in /metrics`)
     }
     assert.match(text, /nullport_router_connections\{[^}]*kind="sdk"[^}]*\} 1/)
-    const before = await api('GET', 'terminators')
+    const before = await ctl.data('GET', 'terminators')
     assert.equal(before.filter((t: { routerId: string }) => t.routerId === router.id).length, 1)
     const child = router.process!
     const exited = once(child, 'exit')
@@ -147,7 +143,7 @@ test('metrics endpoint, and SIGTERM: GOAWAY to peers, terminators deleted, exit 
     assert.equal(g?.code, 'ERR_ROUTER_SHUTDOWN')
     const [code] = await exited
     assert.equal(code, 0)
-    const afterStop = await api('GET', 'terminators')
+    const afterStop = await ctl.data('GET', 'terminators')
     assert.equal(afterStop.filter((t: { routerId: string }) => t.routerId === router.id).length, 0)
     h.close()
   } finally {

@@ -5,11 +5,10 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { CLI_BIN } from './helpers/controller.js'
-import { run } from './tunnel-env.js'
+import { CLI_BIN, runCommand } from '@nullport/testkit'
 
 const cli = (args: string[]) =>
-  run(process.execPath, [CLI_BIN, 'tunnel', ...args], { env: { NODE_OPTIONS: '' } })
+  runCommand(process.execPath, [CLI_BIN, 'tunnel', ...args], { env: { NODE_OPTIONS: '' } })
 
 test('tunnel run: invalid options are refused before anything starts', async () => {
   const cases: Array<[string[], RegExp]> = [

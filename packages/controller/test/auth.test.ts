@@ -3,11 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { type Ctl, runToExit, spawnCtl } from './helpers/spawn.js'
+import { runControllerToExit, spawnController, type TestController } from '@nullport/testkit'
 
 describe('admin authentication and sessions', () => {
   const dirs: string[] = []
-  const ctls: Ctl[] = []
+  const ctls: TestController[] = []
   after(async () => {
     for (const c of ctls) await c.stop()
     for (const d of dirs) rmSync(d, { recursive: true, force: true })
@@ -19,7 +19,7 @@ describe('admin authentication and sessions', () => {
   }
 
   it('wrong password -> 401 ERR_INVALID_CREDENTIALS; 5 failures -> 429 ERR_RATE_LIMITED even with the right password', async () => {
-    const c = await spawnCtl()
+    const c = await spawnController({ runner: 'library' })
     ctls.push(c)
     const auth = (username: string, password: string) =>
       c.api('POST', '/edge/management/v1/authenticate', { username, password }, { token: null })
@@ -46,7 +46,7 @@ describe('admin authentication and sessions', () => {
   })
 
   it('Bearer and zt-session headers; logout; non-admin -> 403 ERR_FORBIDDEN; bad token -> 401', async () => {
-    const c = await spawnCtl()
+    const c = await spawnController({ runner: 'library' })
     ctls.push(c)
     const token = await c.login()
     const a = await c.api('GET', 'identities', undefined, { token })
@@ -92,7 +92,7 @@ describe('admin authentication and sessions', () => {
     const dir = tmp()
     const cfg = join(dir, 'config.json')
     writeFileSync(cfg, JSON.stringify({ sessionLifetime: '1s' }))
-    const c = await spawnCtl({ configFile: cfg })
+    const c = await spawnController({ runner: 'library', configFile: cfg })
     ctls.push(c)
     const token = await c.login()
     await new Promise((r) => setTimeout(r, 1500))
@@ -102,7 +102,7 @@ describe('admin authentication and sessions', () => {
   })
 
   it('no admin and none given -> the controller refuses to start with ERR_NO_ADMIN naming the flags', async () => {
-    const r = await runToExit({ dataDir: tmp(), adminUser: null })
+    const r = await runControllerToExit({ runner: 'library', dataDir: tmp(), adminUser: null })
     assert.equal(r.code, 1)
     assert.match(r.stderr, /ERR_NO_ADMIN/)
     assert.match(r.stderr, /--admin-user/)
@@ -114,21 +114,31 @@ describe('admin authentication and sessions', () => {
     const dir = tmp()
     const cfg = join(dir, 'c.json')
     writeFileSync(cfg, JSON.stringify({ listen: '127.0.0.1:0', sesionLifetime: '1h' }))
-    const r = await runToExit({ dataDir: dir, configFile: cfg })
+    const r = await runControllerToExit({ runner: 'library', dataDir: dir, configFile: cfg })
     assert.equal(r.code, 1)
     assert.match(r.stderr, /ERR_CONFIG_FILE/)
     assert.match(r.stderr, /sesionLifetime/)
     writeFileSync(cfg, JSON.stringify({ bodyLimit: 'big' }))
-    const r2 = await runToExit({ dataDir: dir, configFile: cfg })
+    const r2 = await runControllerToExit({ runner: 'library', dataDir: dir, configFile: cfg })
     assert.match(r2.stderr, /bodyLimit/)
   })
 
   it('restart reuses the data and creates no second admin (even with another admin user given)', async () => {
     const dir = tmp()
-    const c1 = await spawnCtl({ dataDir: dir, adminUser: 'root-admin', adminPassword: 'first-password' })
+    const c1 = await spawnController({
+      runner: 'library',
+      dataDir: dir,
+      adminUser: 'root-admin',
+      adminPassword: 'first-password',
+    })
     const id = (await c1.api('POST', 'services', { name: 'survives' })).body.data.id
     await c1.stop()
-    const c2 = await spawnCtl({ dataDir: dir, adminUser: 'root-admin', adminPassword: 'second-password' })
+    const c2 = await spawnController({
+      runner: 'library',
+      dataDir: dir,
+      adminUser: 'root-admin',
+      adminPassword: 'second-password',
+    })
     ctls.push(c2)
     // the password was NOT reset by the restart
     const t = await c2.login('root-admin', 'first-password')
@@ -142,7 +152,12 @@ describe('admin authentication and sessions', () => {
     )
     assert.equal(admins.body.meta.pagination.totalCount, 1)
     await c2.stop({ keepData: true })
-    const c3 = await spawnCtl({ dataDir: dir, adminUser: 'other-admin', adminPassword: 'other-password' })
+    const c3 = await spawnController({
+      runner: 'library',
+      dataDir: dir,
+      adminUser: 'other-admin',
+      adminPassword: 'other-password',
+    })
     ctls.push(c3)
     const t3 = await c3.login('root-admin', 'first-password')
     const admins3 = await c3.api(
@@ -157,7 +172,7 @@ describe('admin authentication and sessions', () => {
     )
     // and with no admin credentials at all it starts, since an admin exists
     await c3.stop({ keepData: true })
-    const c4 = await spawnCtl({ dataDir: dir, adminUser: null })
+    const c4 = await spawnController({ runner: 'library', dataDir: dir, adminUser: null })
     ctls.push(c4)
     assert.equal((await c4.login('root-admin', 'first-password')).length > 20, true)
   })

@@ -6,10 +6,15 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { connect } from 'node:tls'
-import { type Ctl, spawnCtl } from './helpers/spawn.js'
+import { spawnController, type TestController } from '@nullport/testkit'
 
 /** Sends only the request head (declaring a body it never sends) and returns the first answer bytes, or null. */
-async function headOnly(c: Ctl, method: string, path: string, waitMs = 5000): Promise<string | null> {
+async function headOnly(
+  c: TestController,
+  method: string,
+  path: string,
+  waitMs = 5000,
+): Promise<string | null> {
   const u = new URL(c.url)
   const s = connect({ host: u.hostname, port: Number(u.port), ca: c.caPem, servername: 'localhost' })
   try {
@@ -42,9 +47,9 @@ async function headOnly(c: Ctl, method: string, path: string, waitMs = 5000): Pr
 }
 
 describe('client certificate checked before the body is read', () => {
-  let c: Ctl
+  let c: TestController
   before(async () => {
-    c = await spawnCtl()
+    c = await spawnController({ runner: 'library' })
   })
   after(async () => {
     await c?.stop()

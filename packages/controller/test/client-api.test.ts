@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createLeaf, createRootCa, makeSpiffeId } from '@nullport/protocol'
+import { spawnController, type TestController } from '@nullport/testkit'
 import {
   createAndEnrollIdentity,
   createAndEnrollRouter,
@@ -8,10 +9,9 @@ import {
   mtls,
   openSse,
 } from './enroll-helpers.js'
-import { type Ctl, spawnCtl } from './helpers/spawn.js'
 
 describe('client API (mTLS identity certificates)', () => {
-  let c: Ctl
+  let c: TestController
   let laptop: Enrolled
   let server: Enrolled
   let routerId: string
@@ -24,7 +24,7 @@ describe('client API (mTLS identity certificates)', () => {
   ) => mtls(`${c.url}/edge/client/v1${path}`, method, { ca: c.caPem, cert: who.cert, key: who.key, ...o })
 
   before(async () => {
-    c = await spawnCtl()
+    c = await spawnController({ runner: 'library' })
     const must = async (path: string, body: unknown) => {
       const r = await c.api('POST', path, body)
       if (r.status !== 201) throw new Error(`${path}: ${r.status} ${r.text}`)

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { runToExit, spawnCtl } from './helpers/spawn.js'
+import { runControllerToExit, spawnController } from '@nullport/testkit'
 
 const mode = (p: string): number => statSync(p).mode & 0o777
 
@@ -18,7 +18,7 @@ describe('controller data directory permissions', () => {
 
   it('creates the data directory 0700 and the database, WAL and SHM 0600', async () => {
     const dataDir = join(root, 'fresh', 'data')
-    const c = await spawnCtl({ dataDir })
+    const c = await spawnController({ runner: 'library', dataDir })
     try {
       // a write so that the WAL holds something
       const r = await c.api('POST', 'identities', { name: 'perm-probe', type: 'Device' })
@@ -38,7 +38,7 @@ describe('controller data directory permissions', () => {
     const dataDir = join(root, 'wide')
     mkdirSync(dataDir)
     chmodSync(dataDir, 0o755)
-    const r = await runToExit({ dataDir })
+    const r = await runControllerToExit({ runner: 'library', dataDir })
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, /ERR_DATA_PERMISSIONS/)
     assert.match(r.stderr, new RegExp(`chmod 700 ${dataDir}`))
@@ -49,12 +49,12 @@ describe('controller data directory permissions', () => {
     const dataDir = join(root, 'fresh', 'data')
     const db = join(dataDir, 'controller.db')
     chmodSync(db, 0o640)
-    const r = await runToExit({ dataDir, adminUser: null })
+    const r = await runControllerToExit({ runner: 'library', dataDir, adminUser: null })
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, /ERR_DATA_PERMISSIONS/)
     assert.match(r.stderr, /chmod 600 .*controller\.db/)
     chmodSync(db, 0o600)
-    const c = await spawnCtl({ dataDir, adminUser: null })
+    const c = await spawnController({ runner: 'library', dataDir, adminUser: null })
     await c.stop({ keepData: true })
   })
 })

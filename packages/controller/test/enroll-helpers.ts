@@ -4,8 +4,8 @@
  */
 import { generateKeyPairSync } from 'node:crypto'
 import { request } from 'node:https'
-import { createCsr } from '@nullport/protocol'
-import type { ApiResponse, Ctl } from './helpers/spawn.js'
+import { createCsr, SseParser } from '@nullport/protocol'
+import { type ApiResponse, httpsJson, type TestController } from '@nullport/testkit'
 
 export interface Creds {
   ca: string
@@ -13,44 +13,17 @@ export interface Creds {
   key?: string
 }
 
+/** A JSON request (on a connection of its own), with a client certificate when `cert` is given. */
 export function mtls(
   url: string,
   method: string,
   o: Creds & { body?: unknown; headers?: Record<string, string> },
 ): Promise<ApiResponse> {
-  const body = o.body === undefined ? undefined : JSON.stringify(o.body)
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method,
-        ca: o.ca,
-        ...(o.cert ? { cert: o.cert, key: o.key } : {}),
-        agent: false,
-        headers: {
-          accept: 'application/json',
-          ...(body !== undefined
-            ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
-            : {}),
-          ...o.headers,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          let parsed: unknown = text
-          try {
-            parsed = text ? JSON.parse(text) : null
-          } catch {}
-          resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers, text })
-        })
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(body)
+  return httpsJson(url, method, {
+    ca: o.ca,
+    ...(o.cert ? { cert: o.cert, key: o.key } : {}),
+    ...(o.headers ? { headers: o.headers } : {}),
+    ...(o.body === undefined ? {} : { body: JSON.stringify(o.body) }),
   })
 }
 
@@ -84,7 +57,6 @@ export function openSse(url: string, o: Creds & { headers?: Record<string, strin
     req.on('response', (res) => {
       const events: SseEvent[] = []
       let consumed = 0
-      let buf = ''
       const waiters = new Set<() => void>()
       const wake = () => {
         for (const w of [...waiters]) w()
@@ -148,27 +120,14 @@ export function openSse(url: string, o: Creds & { headers?: Record<string, strin
           req.destroy()
         },
       }
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => {
-        buf += d
-        let i = buf.indexOf('\n\n')
-        while (i >= 0) {
-          const block = buf.slice(0, i)
-          buf = buf.slice(i + 2)
-          let event = 'message'
-          const data: string[] = []
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event: ')) event = line.slice(7)
-            else if (line.startsWith('data: ')) data.push(line.slice(6))
-          }
-          if (data.length > 0) {
-            let parsed: unknown = data.join('\n')
-            try {
-              parsed = JSON.parse(parsed as string)
-            } catch {}
-            events.push({ event, data: parsed })
-          }
-          i = buf.indexOf('\n\n')
+      const parser = new SseParser()
+      res.on('data', (d: Buffer) => {
+        for (const e of parser.push(d)) {
+          let parsed: unknown = e.data
+          try {
+            parsed = JSON.parse(e.data)
+          } catch {}
+          events.push({ event: e.event, data: parsed })
         }
         wake()
       })
@@ -204,7 +163,7 @@ export interface Enrolled {
 
 /** POSTs an enrollment with a fresh key and CSR. */
 export async function enrollWith(
-  c: Ctl,
+  c: TestController,
   kind: 'identity' | 'router',
   jwt: string,
   o: { advertise?: string; keyPem?: string; csr?: string } = {},
@@ -222,7 +181,7 @@ export async function enrollWith(
 
 /** Creates an identity through the management API and enrolls it. */
 export async function createAndEnrollIdentity(
-  c: Ctl,
+  c: TestController,
   name: string,
   roleAttributes: string[] = [],
 ): Promise<Enrolled> {
@@ -242,7 +201,7 @@ export async function createAndEnrollIdentity(
 
 /** Creates an edge router through the management API and enrolls it. */
 export async function createAndEnrollRouter(
-  c: Ctl,
+  c: TestController,
   name: string,
   o: { roleAttributes?: string[]; advertise?: string; cost?: number } = {},
 ): Promise<Enrolled> {

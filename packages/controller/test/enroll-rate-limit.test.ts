@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { spawnController, type TestController } from '@nullport/testkit'
 import { enrollWith, mtls } from './enroll-helpers.js'
-import { type Ctl, spawnCtl } from './helpers/spawn.js'
 
 /** A signed-looking JWT the controller's key did not sign (a guessed or forged token). */
 function forgedToken(i: number): string {
@@ -10,9 +10,9 @@ function forgedToken(i: number): string {
 }
 
 describe('enrollment rate limit (token guessing, CSR floods)', () => {
-  let c: Ctl
+  let c: TestController
   before(async () => {
-    c = await spawnCtl()
+    c = await spawnController({ runner: 'library' })
   })
   after(async () => {
     await c?.stop()

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createCsr } from '@nullport/protocol'
+import { runControllerToExit, spawnController, type TestController } from '@nullport/testkit'
 import { enrollWith, mtls, newKeyPem } from './enroll-helpers.js'
-import { type Ctl, runToExit, spawnCtl } from './helpers/spawn.js'
 
 function opensslVerify(dir: string, certPem: string): string {
   const tmp = mkdtempSync(join(tmpdir(), 'np-verify-'))
@@ -25,9 +25,9 @@ function opensslVerify(dir: string, certPem: string): string {
 }
 
 describe('network PKI and enrollment', () => {
-  let c: Ctl
+  let c: TestController
   before(async () => {
-    c = await spawnCtl()
+    c = await spawnController({ runner: 'library' })
   })
   after(async () => {
     await c?.stop()
@@ -189,7 +189,7 @@ describe('network PKI and enrollment', () => {
     const rootBefore = readFileSync(join(dir, 'root.crt'), 'utf8')
     const serverBefore = readFileSync(join(dir, 'server.crt'), 'utf8')
     await c.stop({ keepData: true })
-    const c2 = await spawnCtl({ dataDir: c.dataDir, adminUser: null })
+    const c2 = await spawnController({ runner: 'library', dataDir: c.dataDir, adminUser: null })
     try {
       assert.equal(readFileSync(join(dir, 'root.crt'), 'utf8'), rootBefore)
       assert.equal(readFileSync(join(dir, 'server.crt'), 'utf8'), serverBefore)
@@ -198,7 +198,7 @@ describe('network PKI and enrollment', () => {
       await c2.stop({ keepData: true })
     }
     chmodSync(join(dir, 'intermediate.key'), 0o640)
-    const r = await runToExit({ dataDir: c.dataDir, adminUser: null })
+    const r = await runControllerToExit({ runner: 'library', dataDir: c.dataDir, adminUser: null })
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, /ERR_KEY_PERMISSIONS/)
     assert.match(r.stderr, /chmod 600 .*intermediate\.key/)
@@ -207,13 +207,13 @@ describe('network PKI and enrollment', () => {
 })
 
 describe('enrollment token expiry', () => {
-  let c: Ctl
+  let c: TestController
   let cfgDir: string
   before(async () => {
     cfgDir = mkdtempSync(join(tmpdir(), 'np-cfg-'))
     const cfg = join(cfgDir, 'controller.json')
     writeFileSync(cfg, JSON.stringify({ enrollmentLifetime: '1s' }))
-    c = await spawnCtl({ configFile: cfg })
+    c = await spawnController({ runner: 'library', configFile: cfg })
   })
   after(async () => {
     await c?.stop()

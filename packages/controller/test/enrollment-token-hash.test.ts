@@ -9,19 +9,19 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { spawnController, type TestController } from '@nullport/testkit'
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 import { MIGRATIONS, migrate } from '../src/store/migrations.js'
 import type { Database } from '../src/store/schema.js'
 import { enrollWith } from './enroll-helpers.js'
-import { type Ctl, spawnCtl } from './helpers/spawn.js'
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 
 describe('enrollment tokens stored as hashes', () => {
-  let c: Ctl
+  let c: TestController
   before(async () => {
-    c = await spawnCtl()
+    c = await spawnController({ runner: 'library' })
   })
   after(async () => {
     await c?.stop()

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { createHash, X509Certificate } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import type { PolicySnapshot } from '@nullport/protocol'
+import { spawnController, type TestController } from '@nullport/testkit'
 import {
   createAndEnrollIdentity,
   createAndEnrollRouter,
@@ -10,12 +11,11 @@ import {
   openSse,
   type SseReader,
 } from './enroll-helpers.js'
-import { type Ctl, spawnCtl } from './helpers/spawn.js'
 
 const fp = (pem: string) => createHash('sha256').update(new X509Certificate(pem).raw).digest('hex')
 
 describe('fabric API (mTLS router certificates)', () => {
-  let c: Ctl
+  let c: TestController
   let r1: Enrolled
   let r2: Enrolled
   let host: Enrolled
@@ -32,7 +32,7 @@ describe('fabric API (mTLS router certificates)', () => {
     openSse(`${c.url}/fabric/v1/stream`, { ca: c.caPem, cert: who.cert, key: who.key })
 
   before(async () => {
-    c = await spawnCtl()
+    c = await spawnController({ runner: 'library' })
     r1 = await createAndEnrollRouter(c, 'r1', { advertise: '127.0.0.1:5001', roleAttributes: ['edge'] })
     r2 = await createAndEnrollRouter(c, 'r2', {
       advertise: 'localhost:5002',

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { type Ctl, spawnCtl } from './helpers/spawn.js'
+import { spawnController, type TestController } from '@nullport/testkit'
 
 describe('management API: CRUD over a real controller', () => {
-  let c: Ctl
+  let c: TestController
   before(async () => {
-    c = await spawnCtl()
+    c = await spawnController({ runner: 'library' })
   })
   after(async () => {
     await c?.stop()

@@ -2,15 +2,15 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { type ApiResponse, spawnController, type TestController } from '@nullport/testkit'
 import { ERRORS } from '../src/errors.js'
-import { type ApiResponse, type Ctl, spawnCtl } from './helpers/spawn.js'
 
 const DOC = fileURLToPath(new URL('../../../../docs/api-errors.md', import.meta.url))
 
 describe('management API: every bad input gets a registry error and writes nothing', () => {
-  let c: Ctl
+  let c: TestController
   const seen: ApiResponse[] = []
-  const api = async (...a: Parameters<Ctl['api']>) => {
+  const api = async (...a: Parameters<TestController['api']>) => {
     const r = await c.api(...a)
     seen.push(r)
     return r
@@ -25,7 +25,7 @@ describe('management API: every bad input gets a registry error and writes nothi
     (await c.api('GET', `${type}?limit=1`)).body.meta.pagination.totalCount as number
 
   before(async () => {
-    c = await spawnCtl()
+    c = await spawnController({ runner: 'library' })
   })
   after(async () => {
     await c?.stop()

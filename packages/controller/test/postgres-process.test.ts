@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { spawnController, type TestController } from '@nullport/testkit'
 import pg from 'pg'
-import { type Ctl, spawnCtl } from './helpers/spawn.js'
 
 const PG_BASE = process.env.NULLPORT_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -32,12 +32,24 @@ describe('controllers on PostgreSQL', async () => {
   const available = await pgQuery(`create schema ${schema}`)
   const database = `${PG_BASE}?schema=${schema}`
   const dir = mkdtempSync(join(tmpdir(), 'np-pg-proc-'))
-  let a: Ctl
-  let b: Ctl
+  let a: TestController
+  let b: TestController
   before(async () => {
     if (!available) return
-    a = await spawnCtl({ dataDir: dir, database, adminUser: 'pgadmin', adminPassword: 'pg-admin-password' })
-    b = await spawnCtl({ dataDir: dir, database, adminUser: 'pgadmin', adminPassword: 'pg-admin-password' })
+    a = await spawnController({
+      runner: 'library',
+      dataDir: dir,
+      database,
+      adminUser: 'pgadmin',
+      adminPassword: 'pg-admin-password',
+    })
+    b = await spawnController({
+      runner: 'library',
+      dataDir: dir,
+      database,
+      adminUser: 'pgadmin',
+      adminPassword: 'pg-admin-password',
+    })
   })
   after(async () => {
     await a?.stop({ keepData: true })
@@ -96,12 +108,12 @@ describe('controllers on PostgreSQL', async () => {
   it('a second controller on the same database sees every write at once, in both directions', {
     skip: !available && 'no PostgreSQL',
   }, async () => {
-    const advise = (c: Ctl) =>
+    const advise = (c: TestController) =>
       c.api('GET', '/edge/management/v1/policy-advisor/identities/pg-bob/services/pg-db')
     const bob = await b.api('POST', 'identities', { name: 'pg-bob' })
     assert.equal(bob.status, 201)
     // written on B, policy on A's view
-    const until = async (c: Ctl, want: boolean) => {
+    const until = async (c: TestController, want: boolean) => {
       for (let i = 0; i < 500; i++) {
         const r = await advise(c)
         if (r.status === 200 && r.body.data.dialPolicies.includes('pg-dial') === want) return

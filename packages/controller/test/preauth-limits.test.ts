@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
-import { type Ctl, runToExit, spawnCtl } from './helpers/spawn.js'
+import { runControllerToExit, spawnController, type TestController, waitFor } from '@nullport/testkit'
 
 const PREAUTH_MS = 1500
 
@@ -52,16 +52,8 @@ function openTowards(port: number, peer: string): string[] {
   return out.split('\n').filter((l) => l.trim() !== '')
 }
 
-async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 describe('controller pre-auth limits', () => {
-  let c: Ctl
+  let c: TestController
   let dir: string
   let port: number
   before(async () => {
@@ -76,7 +68,7 @@ describe('controller pre-auth limits', () => {
         maxConnections: 60,
       }),
     )
-    c = await spawnCtl({ configFile })
+    c = await spawnController({ runner: 'library', configFile })
     port = Number(new URL(c.url).port)
   })
   after(async () => {
@@ -90,7 +82,11 @@ describe('controller pre-auth limits', () => {
     let closedCount = 0
     for (const h of held) void h.closed.then(() => closedCount++)
     // everything past the first 20 is refused at accept
-    await until(() => closedCount >= 180, '180 refused sockets', 20_000)
+    await waitFor(() => closedCount >= 180, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: '180 refused sockets',
+    })
     // while 20 are held, a legitimate client (another address) logs in
     const token = await c.login()
     assert.ok(token.length > 0)
@@ -98,7 +94,11 @@ describe('controller pre-auth limits', () => {
     const times = await Promise.all(held.map((h) => h.closed))
     assert.equal(closedCount, 200)
     assert.ok(Math.max(...times) > 0)
-    await until(() => openTowards(port, '127.0.0.2').length === 0, 'no socket towards 127.0.0.2')
+    await waitFor(() => openTowards(port, '127.0.0.2').length === 0, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: 'no socket towards 127.0.0.2',
+    })
   })
 
   it('a full global cap (stalled TLS handshakes from three addresses) frees itself at the deadline', async () => {
@@ -119,7 +119,11 @@ describe('controller pre-auth limits', () => {
     const r = await c.api('GET', '/healthz', undefined, { token: null })
     assert.equal(r.status, 200)
     for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5']) {
-      await until(() => openTowards(port, a).length === 0, `no socket towards ${a}`)
+      await waitFor(() => openTowards(port, a).length === 0, {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        what: `no socket towards ${a}`,
+      })
     }
   })
 
@@ -172,7 +176,11 @@ describe('controller pre-auth limits', () => {
     const kept = await slow('GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n')
     assert.match(kept.got, /^HTTP\/1\.1 200/)
     assert.ok(kept.ms < 15_000, `kept-alive connection held ${kept.ms} ms`)
-    await until(() => openTowards(port, '127.0.0.2').length === 0, 'no socket towards 127.0.0.2')
+    await waitFor(() => openTowards(port, '127.0.0.2').length === 0, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: 'no socket towards 127.0.0.2',
+    })
   })
 
   it('refuses bad pre-auth limits in the config file, naming the field', async () => {
@@ -183,7 +191,11 @@ describe('controller pre-auth limits', () => {
     ] as const) {
       const bad = join(dir, `bad-${field}.json`)
       writeFileSync(bad, JSON.stringify({ [field]: value }))
-      const r = await runToExit({ configFile: bad, dataDir: mkdtempSync(join(dir, 'd-')) })
+      const r = await runControllerToExit({
+        runner: 'library',
+        configFile: bad,
+        dataDir: mkdtempSync(join(dir, 'd-')),
+      })
       assert.notEqual(r.code, 0)
       assert.match(r.stderr + r.stdout, new RegExp(field))
     }

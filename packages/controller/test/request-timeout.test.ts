@@ -8,16 +8,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { connect } from 'node:tls'
-import { type Ctl, spawnCtl } from './helpers/spawn.js'
+import { runControllerToExit, spawnController, type TestController } from '@nullport/testkit'
 
 describe('controller requestTimeout', () => {
-  let c: Ctl
+  let c: TestController
   let dir: string
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'np-ctl-timeout-'))
     const configFile = join(dir, 'controller.json')
     writeFileSync(configFile, JSON.stringify({ requestTimeout: '1s' }))
-    c = await spawnCtl({ configFile })
+    c = await spawnController({ runner: 'library', configFile })
   })
   after(async () => {
     await c?.stop()
@@ -53,10 +53,13 @@ describe('controller requestTimeout', () => {
   })
 
   it('rejects a bad requestTimeout in the config file, naming the field', async () => {
-    const { runToExit } = await import('./helpers/spawn.js')
     const bad = join(dir, 'bad.json')
     writeFileSync(bad, JSON.stringify({ requestTimeout: 'soon' }))
-    const r = await runToExit({ configFile: bad, dataDir: mkdtempSync(join(dir, 'd-')) })
+    const r = await runControllerToExit({
+      runner: 'library',
+      configFile: bad,
+      dataDir: mkdtempSync(join(dir, 'd-')),
+    })
     assert.notEqual(r.code, 0)
     assert.match(r.stderr + r.stdout, /requestTimeout/)
   })

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { connect } from 'node:tls'
+import { spawnController, type TestController } from '@nullport/testkit'
 import { ERRORS } from '../src/errors.js'
-import { type Ctl, spawnCtl } from './helpers/spawn.js'
 
 describe('controller process: health, OpenAPI, logs, shutdown', () => {
-  let c: Ctl
+  let c: TestController
   before(async () => {
-    c = await spawnCtl()
+    c = await spawnController({ runner: 'library' })
   })
   after(async () => {
     await c?.stop()

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
 import { Backoff, FrameType } from '@nullport/protocol'
+import { FakeController, RawClient } from '@nullport/testkit'
 import pino from 'pino'
 import { startRouter } from '../src/index.js'
-import { FakeController, RawClient } from './helpers/fake-controller.js'
 
 test('backoff: exponential with jitter in [ceil/2, ceil], capped, reset', () => {
   const lo = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0 })

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { after, before, test } from 'node:test'
+import { type Cred, FakeController, RawClient, waitFor } from '@nullport/testkit'
 import { type RouterHandle, startRouter } from '../src/index.js'
-import { type Cred, FakeController, RawClient } from './helpers/fake-controller.js'
 
 let fake: FakeController
 let router: RouterHandle
@@ -49,14 +49,6 @@ function openTowards(peer: string): string[] {
     { encoding: 'utf8' },
   )
   return out.split('\n').filter((l) => l.trim() !== '')
-}
-
-async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 async function metric(name: string, labels = ''): Promise<number> {
@@ -99,12 +91,16 @@ test('one address: at most maxPreAuthPerAddress idle sockets, each destroyed at 
   for (let i = 0; i < 100; i++) held.push(await tcp('127.0.0.2'))
   let closed = 0
   for (const h of held) void h.closed.then(() => closed++)
-  await until(() => closed >= 90, '90 refused at accept', 20_000)
+  await waitFor(() => closed >= 90, { timeoutMs: 20_000, intervalMs: 50, what: '90 refused at accept' })
   // a legitimate SDK (another address) connects and says HELLO while 10 are held
   const c = await RawClient.connect(router.address, dialer, fake.caBundle, true)
   c.close()
   await Promise.all(held.map((h) => h.closed))
-  await until(() => openTowards('127.0.0.2').length === 0, 'no socket towards 127.0.0.2')
+  await waitFor(() => openTowards('127.0.0.2').length === 0, {
+    timeoutMs: 30_000,
+    intervalMs: 50,
+    what: 'no socket towards 127.0.0.2',
+  })
   assert.ok((await metric('nullport_router_preauth_dropped_total', 'reason="per-address"')) >= 90)
   assert.ok((await metric('nullport_router_preauth_dropped_total', 'reason="deadline"')) >= 10)
   assert.equal(await metric('nullport_router_limit', 'name="maxPreAuthPerAddress"'), 10)
@@ -123,7 +119,11 @@ test('stalled TLS handshakes filling maxConnections are destroyed at the deadlin
   const c = await RawClient.connect(router.address, dialer, fake.caBundle, true)
   c.close()
   for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']) {
-    await until(() => openTowards(a).length === 0, `no socket towards ${a}`)
+    await waitFor(() => openTowards(a).length === 0, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: `no socket towards ${a}`,
+    })
   }
   assert.equal(await metric('nullport_router_preauth_connections'), 0)
 })

@@ -13,6 +13,7 @@ import {
   makeSpiffeId,
   publicKeyPemOf,
 } from '@nullport/protocol'
+import { waitFor } from '@nullport/testkit'
 import pino from 'pino'
 import { RouterError } from '../src/errors.js'
 import {
@@ -60,14 +61,6 @@ function capture(): { log: pino.Logger; lines: Array<{ level: number; msg: strin
   return { log, lines }
 }
 
-async function until(what: string, fn: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
-
 describe('renew options', () => {
   it('defaults to 2/3, false disables, bad fractions name the field', () => {
     assert.equal(resolveRenewOptions(false), false)
@@ -109,7 +102,7 @@ describe('LongTimer', () => {
     t.arm(Date.now() + 5, () => {
       near = true
     })
-    await until('the near timer', () => near, 2000)
+    await waitFor(() => near, { timeoutMs: 2000, what: 'the near timer' })
     let cleared = false
     t.arm(Date.now() + 5, () => {
       cleared = true
@@ -209,7 +202,7 @@ describe('CertRenewer', () => {
     const before = renewer.info()
     renewer.start()
     try {
-      await until('the renewal', () => applied.length === 1)
+      await waitFor(() => applied.length === 1, { what: 'the renewal' })
       assert.equal(calls(), 3, 'two refusals, then success')
       assert.notEqual(renewer.info().fingerprint, before.fingerprint)
       const warns = lines.filter((l) => l.level === 40 && l.code === 'ERR_RATE_LIMITED')
@@ -233,7 +226,7 @@ describe('CertRenewer', () => {
     const before = renewer.info()
     renewer.start()
     try {
-      await until('the refusal', () => calls() === 1)
+      await waitFor(() => calls() === 1, { what: 'the refusal' })
       await new Promise((r) => setTimeout(r, 300))
       assert.equal(calls(), 1, 'not retried')
       assert.equal(applied.length, 0)
@@ -256,7 +249,7 @@ describe('CertRenewer', () => {
     }))
     renewer.start()
     try {
-      await until('two attempts', () => calls() >= 2)
+      await waitFor(() => calls() >= 2, { what: 'two attempts' })
       assert.equal(applied.length, 0)
       assert.ok(lines.some((l) => l.code === 'ERR_ROUTER_CERT_RENEWAL'))
     } finally {

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { FrameType } from '@nullport/protocol'
+import { type Cred, FakeController, RawClient } from '@nullport/testkit'
 import { type RouterHandle, startRouter } from '../src/index.js'
-import { type Cred, FakeController, RawClient } from './helpers/fake-controller.js'
 
 let fake: FakeController
 let router: RouterHandle

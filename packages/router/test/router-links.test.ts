@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { FrameType } from '@nullport/protocol'
+import { type Cred, FakeController, RawClient, waitFor } from '@nullport/testkit'
 import { type RouterHandle, startRouter } from '../src/index.js'
-import { type Cred, FakeController, RawClient } from './helpers/fake-controller.js'
 
 let fake: FakeController
 let ra: RouterHandle
@@ -15,14 +15,6 @@ let rb: RouterHandle
 let dialer: Cred
 let host: Cred
 const clients: RawClient[] = []
-
-async function waitFor(cond: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
 
 before(async () => {
   fake = new FakeController()
@@ -60,14 +52,20 @@ after(async () => {
 })
 
 test('routers link (the smaller id dials) and report latency', async () => {
-  await waitFor(() => ra.stats().links.includes('r-b') && rb.stats().links.includes('r-a'), 10_000, 'link up')
-  await waitFor(() => (fake.links.get('r-a') ?? []).some((p) => p.routerId === 'r-b'), 10_000, 'link report')
+  await waitFor(() => ra.stats().links.includes('r-b') && rb.stats().links.includes('r-a'), {
+    timeoutMs: 10_000,
+    what: 'link up',
+  })
+  await waitFor(() => (fake.links.get('r-a') ?? []).some((p) => p.routerId === 'r-b'), {
+    timeoutMs: 10_000,
+    what: 'link report',
+  })
   const rep = fake.links.get('r-a')!.find((p) => p.routerId === 'r-b')!
   assert.ok(rep.latencyMs >= 0 && rep.latencyMs < 1000)
 })
 
 test('a dial entering router A reaches the host bound at router B, and data crosses the link', async () => {
-  await waitFor(() => ra.stats().links.includes('r-b'), 10_000, 'link up')
+  await waitFor(() => ra.stats().links.includes('r-b'), { timeoutMs: 10_000, what: 'link up' })
   const h = await RawClient.connect(rb.address, host, fake.caBundle)
   clients.push(h)
   h.bind(1, 'x')
@@ -75,8 +73,7 @@ test('a dial entering router A reaches the host bound at router B, and data cros
   // router A learns the terminator and the route
   await waitFor(
     () => fake.snapshot.terminators.length === 1 && fake.routesFor('r-a').nextHop['r-b'] === 'r-b',
-    5000,
-    'terminator',
+    { timeoutMs: 5000, what: 'terminator' },
   )
   await new Promise((r) => setTimeout(r, 200))
   const d = await RawClient.connect(ra.address, dialer, fake.caBundle)
@@ -121,12 +118,14 @@ test('a dial entering router A reaches the host bound at router B, and data cros
   fake.snapshot.terminators = []
   // the controller comes back: the routers resync, B re-creates its terminator, and they keep serving
   await fake.start(fake.port)
-  await waitFor(() => ra.stats().controllerConnected && rb.stats().controllerConnected, 10_000, 'resync')
-  await waitFor(
-    () => fake.snapshot.terminators.some((t) => t.routerId === 'r-b'),
-    10_000,
-    'terminator re-created',
-  )
+  await waitFor(() => ra.stats().controllerConnected && rb.stats().controllerConnected, {
+    timeoutMs: 10_000,
+    what: 'resync',
+  })
+  await waitFor(() => fake.snapshot.terminators.some((t) => t.routerId === 'r-b'), {
+    timeoutMs: 10_000,
+    what: 'terminator re-created',
+  })
   await new Promise((r) => setTimeout(r, 200))
   const cid3 = d.dial('x')
   const dial3 = await h.next((f) => f.type === FrameType.DIAL)

@@ -6,20 +6,12 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { FrameType } from '@nullport/protocol'
+import { type Cred, FakeController, RawClient, waitFor } from '@nullport/testkit'
 import { type RouterHandle, startRouter } from '../src/index.js'
-import { type Cred, FakeController, RawClient } from './helpers/fake-controller.js'
 
 let fake: FakeController
 const routers: RouterHandle[] = []
 const clients: RawClient[] = []
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
 
 let dialer: Cred
 let host: Cred
@@ -64,7 +56,10 @@ after(async () => {
 
 test('a dial crosses A -> B -> C; revocation closes every hop', async () => {
   const [ra, rb, rc] = routers as [RouterHandle, RouterHandle, RouterHandle]
-  await waitFor(() => ra.stats().links.length === 2 && rb.stats().links.length === 2, 10_000, 'full mesh')
+  await waitFor(() => ra.stats().links.length === 2 && rb.stats().links.length === 2, {
+    timeoutMs: 10_000,
+    what: 'full mesh',
+  })
   const h = await RawClient.connect(rc.address, host, fake.caBundle)
   clients.push(h)
   h.bind(1, 'm')
@@ -96,7 +91,10 @@ test('a dial crosses A -> B -> C; revocation closes every hop', async () => {
   const c2 = await h.next((f) => f.type === FrameType.CLOSE && f.circuitId === dial.circuitId, 1000)
   assert.equal((c1.payload as { code: string }).code, 'ERR_REVOKED')
   assert.equal((c2.payload as { code: string }).code, 'ERR_REVOKED')
-  await waitFor(() => routers.every((r) => r.stats().circuits === 0), 2000, 'every hop closed')
+  await waitFor(() => routers.every((r) => r.stats().circuits === 0), {
+    timeoutMs: 2000,
+    what: 'every hop closed',
+  })
 })
 
 test('inconsistent routes (A -> B -> A) fail the dial with ERR_NO_ROUTE instead of looping', async () => {
@@ -112,5 +110,8 @@ test('inconsistent routes (A -> B -> A) fail the dial with ERR_NO_ROUTE instead 
   const f = await d.next((x) => x.circuitId === cid)
   assert.equal(f.type, FrameType.DIAL_FAILED)
   assert.equal((f.payload as { code: string }).code, 'ERR_NO_ROUTE')
-  await waitFor(() => ra.stats().circuits === 0 && rb.stats().circuits === 0, 2000, 'no circuit left')
+  await waitFor(() => ra.stats().circuits === 0 && rb.stats().circuits === 0, {
+    timeoutMs: 2000,
+    what: 'no circuit left',
+  })
 })

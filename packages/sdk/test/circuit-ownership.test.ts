@@ -15,6 +15,7 @@ import {
   FrameType,
   hostAccept,
 } from '@nullport/protocol'
+import { waitFor } from '@nullport/testkit'
 import { type Context, loadContext } from '../src/context.js'
 import { isSdkError } from '../src/errors.js'
 import type { OverlaySocket } from '../src/overlay-socket.js'
@@ -28,7 +29,6 @@ import {
   type RouterPeer,
   service,
   type TestIdentity,
-  waitFor,
 } from './helpers/fake-network.js'
 
 function collect(s: OverlaySocket): Promise<string> {
@@ -215,7 +215,7 @@ describe('circuit ownership: frames in the same read as the circuit opening', ()
         e2e: hello,
       },
     })
-    await waitFor(() => received.length === 1, "the server's connection")
+    await waitFor(() => received.length === 1, { what: "the server's connection" })
     assert.equal(await received[0], 'first data')
     await server.close()
   })
@@ -253,16 +253,16 @@ describe('circuit ownership: frames in the same read as the circuit opening', ()
       dial,
       { type: FrameType.CLOSE, circuitId: 2, flags: 0, payload: { code: 'ERR_DIAL_TIMEOUT' } },
     ])
-    await waitFor(() => releaseFirst !== null, 'admit() to be called')
+    await waitFor(() => releaseFirst !== null, { what: 'admit() to be called' })
     releaseFirst!({ destroy: () => (firstDestroyed = true) })
-    await waitFor(() => firstDestroyed || accepted.length > 0, 'the first dial to be settled')
+    await waitFor(() => firstDestroyed || accepted.length > 0, { what: 'the first dial to be settled' })
     assert.equal(firstDestroyed, true, 'the admitted value of a dial closed during admit() is destroyed')
     assert.deepEqual(accepted, [], 'no connection for a circuit the router closed')
     // The router may reuse the id: a new DIAL on it is accepted.
     peer.send({ ...dial, payload: { ...dial.payload, circuitTag: circuitTag() } } as Frame)
-    await waitFor(() => accepted.length === 1, 'the second dial on the same circuit id')
+    await waitFor(() => accepted.length === 1, { what: 'the second dial on the same circuit id' })
     assert.deepEqual(accepted, ['second'])
-    await waitFor(() => answers.some((f) => f.type === FrameType.DIAL_SUCCESS), 'DIAL_SUCCESS')
+    await waitFor(() => answers.some((f) => f.type === FrameType.DIAL_SUCCESS), { what: 'DIAL_SUCCESS' })
     assert.deepEqual(
       answers.map((f) => f.type),
       [FrameType.DIAL_SUCCESS],

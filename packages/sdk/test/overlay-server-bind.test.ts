@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { describe, it } from 'node:test'
 import type { ClientService, E2EOwnIdentity } from '@nullport/protocol'
+import { waitFor } from '@nullport/testkit'
 import { isSdkError } from '../src/errors.js'
 import { OverlayServer, type ServerHost } from '../src/overlay-server.js'
 import type { BindHandler, RouterConnection } from '../src/router-connection.js'
@@ -55,14 +56,6 @@ function fakeHost(conns: FakeConn[], svc: ClientService | undefined): ServerHost
 }
 
 const asConn = (c: FakeConn): RouterConnection => c as unknown as RouterConnection
-
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 describe('OverlayServer: bind retries', () => {
   for (const code of ['ERR_SERVICE_NOT_FOUND', 'ERR_NOT_READY', 'ERR_CONTROLLER_UNAVAILABLE']) {

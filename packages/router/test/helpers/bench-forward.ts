@@ -3,8 +3,8 @@
  * TLS on loopback). Run: node packages/router/dist/test/helpers/bench-forward.js [MB] [streams]
  */
 import { FrameType, INITIAL_WINDOW } from '@nullport/protocol'
+import { FakeController, RawClient } from '@nullport/testkit'
 import { startRouter } from '../../src/index.js'
-import { FakeController, RawClient } from './fake-controller.js'
 
 const MB = Number(process.argv[2] ?? 512)
 const STREAMS = Number(process.argv[3] ?? 1)
