@@ -3,6 +3,7 @@
  * and output; never rejects, so a test asserts on the result.
  */
 import { spawn } from 'node:child_process'
+import { trackChild } from './logged-process.js'
 
 export interface CommandResult {
   /** The exit code; null when killed (timeout); -1 when it could not start. */
@@ -32,6 +33,7 @@ export function runCommand(cmd: string, args: string[], opts: CommandOptions = {
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     })
+    trackChild(p)
     let stdout = ''
     let stderr = ''
     p.stdout!.setEncoding('utf8').on('data', (d: string) => {

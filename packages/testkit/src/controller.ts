@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type ApiResponse, httpsJson } from './https-json.js'
-import { spawnLogged } from './logged-process.js'
+import { spawnLogged, trackChild } from './logged-process.js'
 import { CLI_BIN } from './paths.js'
 
 const LIBRARY_RUNNER = fileURLToPath(new URL('./controller-runner.js', import.meta.url))
@@ -189,6 +189,7 @@ export function runControllerToExit(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const { args, env } = command(opts, opts.dataDir)
   const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  trackChild(proc)
   let stdout = ''
   let stderr = ''
   proc.stdout.setEncoding('utf8').on('data', (d: string) => {

@@ -27,7 +27,13 @@ export { dialBindPolicies, enrollIdentity } from './entities.js'
 export { type Cred, FakeController, TD } from './fake-controller.js'
 export { type HostEvent, type HostProcess, hostStream, spawnHost } from './host-app.js'
 export { type ApiResponse, type HttpsJsonOptions, httpsJson } from './https-json.js'
-export { type LoggedProcess, type LoggedProcessOptions, type LogLine, spawnLogged } from './logged-process.js'
+export {
+  type LoggedProcess,
+  type LoggedProcessOptions,
+  type LogLine,
+  spawnLogged,
+  trackChild,
+} from './logged-process.js'
 export {
   type NetworkOptions,
   type NetworkRouterOptions,

@@ -35,12 +35,57 @@ export interface LoggedProcess {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>
 }
 
+/** Children still running, ended when this process ends (also on SIGINT/SIGTERM/SIGHUP). */
+const live = new Set<ChildProcess>()
+let hooked = false
+
+function endChildren(signal: NodeJS.Signals): void {
+  for (const c of live) {
+    if (c.exitCode === null && c.signalCode === null) {
+      try {
+        c.kill(signal)
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/**
+ * A harness that is killed (SIGINT, SIGTERM, SIGHUP) or exits must not leave its controller,
+ * routers or apps running, reparented to init: the children get SIGKILL on exit, and a signal
+ * ends them before this process exits with the signal's status.
+ */
+function hookExit(): void {
+  if (hooked) return
+  hooked = true
+  process.on('exit', () => endChildren('SIGKILL'))
+  for (const [sig, n] of [
+    ['SIGINT', 2],
+    ['SIGTERM', 15],
+    ['SIGHUP', 1],
+  ] as const) {
+    process.once(sig, () => {
+      endChildren('SIGKILL')
+      process.exit(128 + n)
+    })
+  }
+}
+
+/** Registers a child of the harness so that it ends with the harness (see hookExit). */
+export function trackChild(child: ChildProcess): void {
+  hookExit()
+  live.add(child)
+  child.once('exit', () => live.delete(child))
+}
+
 export function spawnLogged(command: string, args: string[], o: LoggedProcessOptions): LoggedProcess {
   const child = spawn(command, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(o.env ? { env: o.env } : {}),
     ...(o.cwd ? { cwd: o.cwd } : {}),
   })
+  trackChild(child)
   const lines: string[] = []
   const json: LogLine[] = []
   const waiters = new Set<(line: LogLine) => void>()
