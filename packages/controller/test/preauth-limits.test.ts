@@ -13,7 +13,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
-import { runControllerToExit, spawnController, type TestController, waitFor } from '@nullport/testkit'
+import {
+  freePort,
+  runControllerToExit,
+  spawnController,
+  type TestController,
+  waitFor,
+} from '@nullport/testkit'
 
 const PREAUTH_MS = 1500
 
@@ -56,8 +62,16 @@ describe('controller pre-auth limits', () => {
   let c: TestController
   let dir: string
   let port: number
+  let metricsPort: number
+  const metric = async (name: string, labels = ''): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    const line = text.split('\n').find((l) => l.startsWith(name) && l.includes(labels))
+    assert.ok(line, `metric ${name}${labels} in\n${text}`)
+    return Number(line.split(' ').pop())
+  }
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'np-ctl-preauth-'))
+    metricsPort = await freePort()
     const configFile = join(dir, 'controller.json')
     writeFileSync(
       configFile,
@@ -66,6 +80,7 @@ describe('controller pre-auth limits', () => {
         headersTimeout: `${PREAUTH_MS}ms`,
         maxPreAuthPerAddress: 20,
         maxConnections: 60,
+        metricsListen: `127.0.0.1:${metricsPort}`,
       }),
     )
     c = await spawnController({ runner: 'library', configFile })
@@ -99,6 +114,11 @@ describe('controller pre-auth limits', () => {
       intervalMs: 50,
       what: 'no socket towards 127.0.0.2',
     })
+    // the metrics say what happened, and which limits apply
+    assert.ok((await metric('nullport_controller_preauth_dropped_total', 'reason="per-address"')) >= 180)
+    assert.ok((await metric('nullport_controller_preauth_dropped_total', 'reason="deadline"')) >= 20)
+    assert.equal(await metric('nullport_controller_limit', 'name="maxPreAuthPerAddress"'), 20)
+    assert.equal(await metric('nullport_controller_limit', 'name="preAuthTimeoutMs"'), PREAUTH_MS)
   })
 
   it('a full global cap (stalled TLS handshakes from three addresses) frees itself at the deadline', async () => {
