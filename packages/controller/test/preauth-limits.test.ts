@@ -6,7 +6,6 @@
  * the legitimate client on 127.0.0.1 is a different source address.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect as netConnect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -15,6 +14,7 @@ import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
 import {
   freePort,
+  openSocketsTowards,
   runControllerToExit,
   spawnController,
   type TestController,
@@ -37,25 +37,6 @@ function tcp(port: number, localAddress: string): Promise<Held> {
     socket.once('connect', () => resolve({ socket, closed }))
     socket.once('error', reject)
   })
-}
-
-/** Server-side sockets of the listener still open towards `peer` (established or close-wait). */
-function openTowards(port: number, peer: string): string[] {
-  const out = execFileSync(
-    'ss',
-    [
-      '-Htan',
-      'state',
-      'established',
-      'state',
-      'close-wait',
-      'state',
-      'syn-recv',
-      `( sport = :${port} and dst ${peer} )`,
-    ],
-    { encoding: 'utf8' },
-  )
-  return out.split('\n').filter((l) => l.trim() !== '')
 }
 
 describe('controller pre-auth limits', () => {
@@ -109,7 +90,7 @@ describe('controller pre-auth limits', () => {
     const times = await Promise.all(held.map((h) => h.closed))
     assert.equal(closedCount, 200)
     assert.ok(Math.max(...times) > 0)
-    await waitFor(() => openTowards(port, '127.0.0.2').length === 0, {
+    await waitFor(() => openSocketsTowards(port, '127.0.0.2').length === 0, {
       timeoutMs: 30_000,
       intervalMs: 50,
       what: 'no socket towards 127.0.0.2',
@@ -139,7 +120,7 @@ describe('controller pre-auth limits', () => {
     const r = await c.api('GET', '/healthz', undefined, { token: null })
     assert.equal(r.status, 200)
     for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5']) {
-      await waitFor(() => openTowards(port, a).length === 0, {
+      await waitFor(() => openSocketsTowards(port, a).length === 0, {
         timeoutMs: 30_000,
         intervalMs: 50,
         what: `no socket towards ${a}`,
@@ -196,7 +177,7 @@ describe('controller pre-auth limits', () => {
     const kept = await slow('GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n')
     assert.match(kept.got, /^HTTP\/1\.1 200/)
     assert.ok(kept.ms < 15_000, `kept-alive connection held ${kept.ms} ms`)
-    await waitFor(() => openTowards(port, '127.0.0.2').length === 0, {
+    await waitFor(() => openSocketsTowards(port, '127.0.0.2').length === 0, {
       timeoutMs: 30_000,
       intervalMs: 50,
       what: 'no socket towards 127.0.0.2',
