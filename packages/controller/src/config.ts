@@ -42,6 +42,8 @@ export interface ControllerConfig {
   maxPreAuthPerAddress: number
   /** Time a client has to send the head of each request (later requests on a kept-alive connection too). Default 10s. */
   headersTimeoutMs: number
+  /** `HOST:PORT` of a plain-HTTP Prometheus endpoint (`GET /metrics`); null: none (default). */
+  metricsListen: string | null
   /** Log level (pino). Default `info`. */
   logLevel: string
 }
@@ -62,6 +64,7 @@ export interface ControllerConfigFile {
   preAuthTimeout?: string
   maxPreAuthPerAddress?: number
   headersTimeout?: string
+  metricsListen?: string
   logLevel?: string
 }
 
@@ -84,6 +87,7 @@ export const CONFIG_FILE_SCHEMA = {
     preAuthTimeout: { type: 'string', pattern: DURATION },
     maxPreAuthPerAddress: { type: 'integer', minimum: 1, maximum: 1000000 },
     headersTimeout: { type: 'string', pattern: DURATION },
+    metricsListen: { type: 'string', pattern: '^.+:[0-9]{1,5}$' },
     logLevel: { type: 'string', enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
   },
 } as const
@@ -171,6 +175,7 @@ export function loadConfig(o: ConfigOverrides = {}): ControllerConfig {
     preAuthTimeoutMs: positiveDuration(merged.preAuthTimeout ?? '10s', 'preAuthTimeout'),
     maxPreAuthPerAddress: merged.maxPreAuthPerAddress ?? 64,
     headersTimeoutMs: positiveDuration(merged.headersTimeout ?? '10s', 'headersTimeout'),
+    metricsListen: merged.metricsListen ?? null,
     logLevel: merged.logLevel ?? 'info',
   }
 }

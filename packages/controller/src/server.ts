@@ -25,6 +25,7 @@ import { EdgeRuntime } from './edge/runtime.js'
 import type { EnrollmentSigning } from './enrollment/records.js'
 import { EnrollmentSigner } from './enrollment/tokens.js'
 import { ControllerError } from './errors.js'
+import { ControllerMetrics } from './metrics.js'
 import { CONTROLLER_VERSION, registerSwagger } from './openapi/index.js'
 import { NetworkPki } from './pki/network-pki.js'
 import { openStore } from './store/db.js'
@@ -120,6 +121,7 @@ export async function startController(o: StartOptions): Promise<RunningControlle
   const state = { closing: false }
   let maintenance: NodeJS.Timeout | undefined
   let app: FastifyInstance | undefined
+  let metrics: ControllerMetrics | undefined
   try {
     const admin = await ctx.core.ensureAdmin(o.admin ?? {})
     if (admin.created) ctx.log('core').info({ admin: admin.name }, 'created the first admin')
@@ -143,8 +145,20 @@ export async function startController(o: StartOptions): Promise<RunningControlle
       ctx.config.advertise ??
       `https://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${actualPort}`
     await ctx.edge.onListening?.(ctx.baseUrl)
+    let metricsAddress: string | null = null
+    if (ctx.config.metricsListen !== null) {
+      const m = splitHostPort(ctx.config.metricsListen)
+      const guard = (app as FastifyInstance & { preAuth?: PreAuthGuard }).preAuth
+      metrics = new ControllerMetrics({ config: ctx.config, preAuth: () => guard?.stats() ?? null })
+      metricsAddress = await metrics.listen(m.host, m.port)
+    }
     log.info(
-      { url: ctx.baseUrl, listen: `${host}:${actualPort}`, dataDir: ctx.config.dataDir },
+      {
+        url: ctx.baseUrl,
+        listen: `${host}:${actualPort}`,
+        dataDir: ctx.config.dataDir,
+        ...(metricsAddress ? { metrics: metricsAddress } : {}),
+      },
       'controller listening',
     )
     maintenance = setInterval(() => {
@@ -158,6 +172,7 @@ export async function startController(o: StartOptions): Promise<RunningControlle
     maintenance.unref()
   } catch (err) {
     await app?.close().catch(() => {})
+    await metrics?.close()
     await ctx.edge?.close?.()
     await ctx.store.close()
     throw err
@@ -173,6 +188,7 @@ export async function startController(o: StartOptions): Promise<RunningControlle
         log.info('controller stopping')
         state.closing = true
         clearInterval(maintenance)
+        await metrics?.close()
         await ctx.edge.close?.()
         await server.close()
         await ctx.store.close()

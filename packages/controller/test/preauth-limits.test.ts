@@ -6,14 +6,20 @@
  * the legitimate client on 127.0.0.1 is a different source address.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect as netConnect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
-import { runControllerToExit, spawnController, type TestController, waitFor } from '@nullport/testkit'
+import {
+  freePort,
+  openSocketsTowards,
+  runControllerToExit,
+  spawnController,
+  type TestController,
+  waitFor,
+} from '@nullport/testkit'
 
 const PREAUTH_MS = 1500
 
@@ -33,31 +39,20 @@ function tcp(port: number, localAddress: string): Promise<Held> {
   })
 }
 
-/** Server-side sockets of the listener still open towards `peer` (established or close-wait). */
-function openTowards(port: number, peer: string): string[] {
-  const out = execFileSync(
-    'ss',
-    [
-      '-Htan',
-      'state',
-      'established',
-      'state',
-      'close-wait',
-      'state',
-      'syn-recv',
-      `( sport = :${port} and dst ${peer} )`,
-    ],
-    { encoding: 'utf8' },
-  )
-  return out.split('\n').filter((l) => l.trim() !== '')
-}
-
 describe('controller pre-auth limits', () => {
   let c: TestController
   let dir: string
   let port: number
+  let metricsPort: number
+  const metric = async (name: string, labels = ''): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    const line = text.split('\n').find((l) => l.startsWith(name) && l.includes(labels))
+    assert.ok(line, `metric ${name}${labels} in\n${text}`)
+    return Number(line.split(' ').pop())
+  }
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'np-ctl-preauth-'))
+    metricsPort = await freePort()
     const configFile = join(dir, 'controller.json')
     writeFileSync(
       configFile,
@@ -66,6 +61,7 @@ describe('controller pre-auth limits', () => {
         headersTimeout: `${PREAUTH_MS}ms`,
         maxPreAuthPerAddress: 20,
         maxConnections: 60,
+        metricsListen: `127.0.0.1:${metricsPort}`,
       }),
     )
     c = await spawnController({ runner: 'library', configFile })
@@ -94,11 +90,16 @@ describe('controller pre-auth limits', () => {
     const times = await Promise.all(held.map((h) => h.closed))
     assert.equal(closedCount, 200)
     assert.ok(Math.max(...times) > 0)
-    await waitFor(() => openTowards(port, '127.0.0.2').length === 0, {
+    await waitFor(() => openSocketsTowards(port, '127.0.0.2').length === 0, {
       timeoutMs: 30_000,
       intervalMs: 50,
       what: 'no socket towards 127.0.0.2',
     })
+    // the metrics say what happened, and which limits apply
+    assert.ok((await metric('nullport_controller_preauth_dropped_total', 'reason="per-address"')) >= 180)
+    assert.ok((await metric('nullport_controller_preauth_dropped_total', 'reason="deadline"')) >= 20)
+    assert.equal(await metric('nullport_controller_limit', 'name="maxPreAuthPerAddress"'), 20)
+    assert.equal(await metric('nullport_controller_limit', 'name="preAuthTimeoutMs"'), PREAUTH_MS)
   })
 
   it('a full global cap (stalled TLS handshakes from three addresses) frees itself at the deadline', async () => {
@@ -119,7 +120,7 @@ describe('controller pre-auth limits', () => {
     const r = await c.api('GET', '/healthz', undefined, { token: null })
     assert.equal(r.status, 200)
     for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5']) {
-      await waitFor(() => openTowards(port, a).length === 0, {
+      await waitFor(() => openSocketsTowards(port, a).length === 0, {
         timeoutMs: 30_000,
         intervalMs: 50,
         what: `no socket towards ${a}`,
@@ -176,7 +177,7 @@ describe('controller pre-auth limits', () => {
     const kept = await slow('GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n')
     assert.match(kept.got, /^HTTP\/1\.1 200/)
     assert.ok(kept.ms < 15_000, `kept-alive connection held ${kept.ms} ms`)
-    await waitFor(() => openTowards(port, '127.0.0.2').length === 0, {
+    await waitFor(() => openSocketsTowards(port, '127.0.0.2').length === 0, {
       timeoutMs: 30_000,
       intervalMs: 50,
       what: 'no socket towards 127.0.0.2',

@@ -6,10 +6,9 @@
  * the metrics say so. Attackers connect from 127.0.0.2-5, the SDK from 127.0.0.1.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { after, before, test } from 'node:test'
-import { type Cred, FakeController, RawClient, waitFor } from '@nullport/testkit'
+import { type Cred, FakeController, openSocketsTowards, RawClient, waitFor } from '@nullport/testkit'
 import { type RouterHandle, startRouter } from '../src/index.js'
 
 let fake: FakeController
@@ -31,24 +30,6 @@ function tcp(localAddress: string): Promise<Held> {
     socket.once('connect', () => resolve({ socket, closed }))
     socket.once('error', reject)
   })
-}
-
-function openTowards(peer: string): string[] {
-  const out = execFileSync(
-    'ss',
-    [
-      '-Htan',
-      'state',
-      'established',
-      'state',
-      'close-wait',
-      'state',
-      'syn-recv',
-      `( sport = :${port} and dst ${peer} )`,
-    ],
-    { encoding: 'utf8' },
-  )
-  return out.split('\n').filter((l) => l.trim() !== '')
 }
 
 async function metric(name: string, labels = ''): Promise<number> {
@@ -96,7 +77,7 @@ test('one address: at most maxPreAuthPerAddress idle sockets, each destroyed at 
   const c = await RawClient.connect(router.address, dialer, fake.caBundle, true)
   c.close()
   await Promise.all(held.map((h) => h.closed))
-  await waitFor(() => openTowards('127.0.0.2').length === 0, {
+  await waitFor(() => openSocketsTowards(port, '127.0.0.2').length === 0, {
     timeoutMs: 30_000,
     intervalMs: 50,
     what: 'no socket towards 127.0.0.2',
@@ -119,7 +100,7 @@ test('stalled TLS handshakes filling maxConnections are destroyed at the deadlin
   const c = await RawClient.connect(router.address, dialer, fake.caBundle, true)
   c.close()
   for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']) {
-    await waitFor(() => openTowards(a).length === 0, {
+    await waitFor(() => openSocketsTowards(port, a).length === 0, {
       timeoutMs: 30_000,
       intervalMs: 50,
       what: `no socket towards ${a}`,

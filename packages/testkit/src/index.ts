@@ -43,7 +43,7 @@ export {
   type TestNetwork,
 } from './network.js'
 export { CLI_BIN, REPO_ROOT } from './paths.js'
-export { freePort, listeningPorts } from './ports.js'
+export { freePort, listeningPorts, openSocketsTowards } from './ports.js'
 export { type ClientCredentials, RawClient } from './raw-client.js'
 export {
   ensureAllRouterPolicies,

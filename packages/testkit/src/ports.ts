@@ -1,4 +1,4 @@
-/** Local TCP ports: a free one to listen on later, and the ones a process listens on. */
+/** Local TCP ports: a free one to listen on later, the ones a process listens on, the sockets a listener keeps. */
 import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
@@ -25,4 +25,26 @@ export async function listeningPorts(pid = process.pid): Promise<string[]> {
     .split('\n')
     .filter((l) => l.includes(`pid=${pid},`))
     .map((l) => l.trim().split(/\s+/)[3] ?? '')
+}
+
+/**
+ * Server-side sockets of the listener on `port` still open towards `peer` (established,
+ * close-wait or syn-recv), from `ss`, one line each: what a listener that dropped a peer has left.
+ */
+export function openSocketsTowards(port: number, peer: string): string[] {
+  const out = execFileSync(
+    'ss',
+    [
+      '-Htan',
+      'state',
+      'established',
+      'state',
+      'close-wait',
+      'state',
+      'syn-recv',
+      `( sport = :${port} and dst ${peer} )`,
+    ],
+    { encoding: 'utf8' },
+  )
+  return out.split('\n').filter((l) => l.trim() !== '')
 }
