@@ -7,8 +7,7 @@
  * nullport_controller_limit{name} (maxConnections, preAuthTimeoutMs, maxPreAuthPerAddress,
  * headersTimeoutMs, requestTimeoutMs, bodyLimit).
  */
-import http from 'node:http'
-import { formatHostPort, type PreAuthStats } from '@nullport/protocol'
+import { listenMetrics, type MetricsServer, type PreAuthStats } from '@nullport/protocol'
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { ControllerConfig } from './config.js'
 
@@ -20,7 +19,7 @@ export interface ControllerMetricsSource {
 
 export class ControllerMetrics {
   readonly registry = new Registry()
-  private server: http.Server | null = null
+  private server: MetricsServer | null = null
 
   constructor(src: ControllerMetricsSource) {
     new Gauge({
@@ -68,35 +67,17 @@ export class ControllerMetrics {
 
   /** Serves GET /metrics on host:port; resolves to the bound address. */
   async listen(host: string, port: number): Promise<string> {
-    const server = http.createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n')
-        return
-      }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
-      )
-    })
-    server.headersTimeout = 10_000
-    server.requestTimeout = 10_000
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, host, () => {
-        server.off('error', reject)
-        resolve()
-      })
-    })
-    this.server = server
-    const a = server.address()
-    return formatHostPort(host, typeof a === 'object' && a ? a.port : port)
+    const r = this.registry
+    this.server = await listenMetrics(host, port, async () => ({
+      contentType: r.contentType,
+      body: await r.metrics(),
+    }))
+    return this.server.address
   }
 
   async close(): Promise<void> {
     const s = this.server
     this.server = null
-    if (!s) return
-    s.closeAllConnections()
-    await new Promise<void>((r) => s.close(() => r()))
+    await s?.close()
   }
 }

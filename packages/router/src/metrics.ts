@@ -8,9 +8,14 @@
  * nullport_router_preauth_dropped_total{reason="deadline"|"per-address"},
  * nullport_router_limit{name="maxConnections"|"handshakeTimeoutMs"|"maxPreAuthPerAddress"}.
  */
-import http from 'node:http'
 import { Counter, Gauge, Registry } from 'prom-client'
-import { formatHostPort, type HostPort, type PreAuthLimits, type PreAuthStats } from '@nullport/protocol'
+import {
+  type HostPort,
+  listenMetrics,
+  type MetricsServer,
+  type PreAuthLimits,
+  type PreAuthStats,
+} from '@nullport/protocol'
 
 export interface MetricsSource {
   readonly id: string
@@ -29,7 +34,7 @@ export type DialResult = 'success' | 'refused' | 'failed' | 'timeout'
 export class RouterMetrics {
   readonly registry = new Registry()
   private readonly dials: Counter<'result'>
-  private server: http.Server | null = null
+  private server: MetricsServer | null = null
 
   constructor(src: MetricsSource) {
     this.registry.setDefaultLabels({ router: src.id })
@@ -136,33 +141,17 @@ export class RouterMetrics {
 
   /** Serves GET /metrics; resolves to the bound host:port. */
   async listen(hp: HostPort): Promise<string> {
-    const server = http.createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n')
-        return
-      }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
-      )
-    })
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(hp.port, hp.host, () => {
-        server.off('error', reject)
-        resolve()
-      })
-    })
-    this.server = server
-    const a = server.address()
-    return formatHostPort(hp.host, typeof a === 'object' && a ? a.port : hp.port)
+    const r = this.registry
+    this.server = await listenMetrics(hp.host, hp.port, async () => ({
+      contentType: r.contentType,
+      body: await r.metrics(),
+    }))
+    return this.server.address
   }
 
   async close(): Promise<void> {
     const s = this.server
     this.server = null
-    if (!s) return
-    s.closeAllConnections?.()
-    await new Promise<void>((r) => s.close(() => r()))
+    await s?.close()
   }
 }
