@@ -91,6 +91,18 @@ test('router enroll refuses a bad --advertise before using the token', async () 
   assert.match(r2.stderr, /EADDRINUSE/)
 })
 
+test('router enroll with an IPv6 --advertise keeps the brackets (the controller parses HOST:PORT)', async () => {
+  const er = await ctl.data('POST', 'edge-routers', { name: 'edge-v6' })
+  const jwt = join(dir, 'v6.jwt')
+  await writeFile(jwt, er.enrollment.jwt)
+  const r = await runCli(['router', 'enroll', jwt, '--advertise', '[::1]:3998', '-o', join(dir, 'v6.json')])
+  assert.equal(r.code, 0, r.stderr)
+  const cfg = JSON.parse(await readFile(join(dir, 'v6.json'), 'utf8'))
+  assert.equal(cfg.advertise, '[::1]:3998')
+  const router = await ctl.data('GET', `edge-routers/${er.id}`)
+  assert.equal(router.advertise, '[::1]:3998')
+})
+
 test('metrics endpoint, and SIGTERM: GOAWAY to peers, terminators deleted, exit 0', async () => {
   const router = await startTestRouter(ctl, { name: 'edge-m', allPolicies: true, metrics: true })
   try {

@@ -96,8 +96,12 @@ describe('controller pre-auth limits', () => {
       what: 'no socket towards 127.0.0.2',
     })
     // the metrics say what happened, and which limits apply
-    assert.ok((await metric('nullport_controller_preauth_dropped_total', 'reason="per-address"')) >= 180)
-    assert.ok((await metric('nullport_controller_preauth_dropped_total', 'reason="deadline"')) >= 20)
+    // every one of the 200 was dropped by the cap or the deadline (how many by which depends on
+    // how fast this machine opened them: a slow opener sees early ones time out and free places)
+    const capped = await metric('nullport_controller_preauth_dropped_total', 'reason="per-address"')
+    const late = await metric('nullport_controller_preauth_dropped_total', 'reason="deadline"')
+    assert.equal(capped + late, 200, `per-address ${capped} + deadline ${late}`)
+    assert.ok(capped >= 1 && late >= 20, `per-address ${capped}, deadline ${late}`)
     assert.equal(await metric('nullport_controller_limit', 'name="maxPreAuthPerAddress"'), 20)
     assert.equal(await metric('nullport_controller_limit', 'name="preAuthTimeoutMs"'), PREAUTH_MS)
   })

@@ -82,8 +82,12 @@ test('one address: at most maxPreAuthPerAddress idle sockets, each destroyed at 
     intervalMs: 50,
     what: 'no socket towards 127.0.0.2',
   })
-  assert.ok((await metric('nullport_router_preauth_dropped_total', 'reason="per-address"')) >= 90)
-  assert.ok((await metric('nullport_router_preauth_dropped_total', 'reason="deadline"')) >= 10)
+  // every one of the 100 was dropped by the cap or the deadline (how many by which depends on
+  // how fast this machine opened them: a slow opener sees early ones time out and free places)
+  const capped = await metric('nullport_router_preauth_dropped_total', 'reason="per-address"')
+  const late = await metric('nullport_router_preauth_dropped_total', 'reason="deadline"')
+  assert.equal(capped + late, 100, `per-address ${capped} + deadline ${late}`)
+  assert.ok(capped >= 1 && late >= 10, `per-address ${capped}, deadline ${late}`)
   assert.equal(await metric('nullport_router_limit', 'name="maxPreAuthPerAddress"'), 10)
 })
 

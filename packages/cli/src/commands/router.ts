@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
-import { writeFileAtomic } from '@nullport/protocol'
+import { formatHostPort, writeFileAtomic } from '@nullport/protocol'
 import {
   loadRouterConfig,
   parseHostPort,
@@ -81,7 +81,7 @@ export function register(program: Command): void {
             if (err instanceof CliError) throw err
           }
         }
-        const enrollAdvertise = `${adv.host}:${adv.port || lp.port || 3022}`
+        const enrollAdvertise = formatHostPort(adv.host, adv.port || lp.port || 3022)
         const r = await enroll({
           jwt,
           output: identityPath,

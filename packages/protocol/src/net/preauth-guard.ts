@@ -119,7 +119,9 @@ export class PreAuthGuard {
     timer.unref()
     this.pending.set(key, { address, timer, socket })
     socket.once('close', () => {
-      this.release(key)
+      // only this socket's own entry: its port may already serve a newer connection (the close
+      // event of a destroyed socket comes later, and the client may reuse the port at once)
+      if (this.pending.get(key)?.socket === socket) this.release(key)
     })
     return true
   }

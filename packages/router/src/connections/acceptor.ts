@@ -32,7 +32,9 @@ export class Acceptor {
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
-      handshakeTimeout: s.limits.handshakeTimeoutMs,
+      // the pre-auth guard (state.preAuth) ends a stalled handshake at handshakeTimeoutMs and
+      // counts it; Node's own timer is only a backstop
+      handshakeTimeout: s.limits.handshakeTimeoutMs + 1000,
     })
     server.maxConnections = s.limits.maxConnections
     server.on('connection', (raw: Socket) => s.preAuth.admit(raw))
