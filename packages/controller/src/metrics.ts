@@ -13,8 +13,8 @@ import type { ControllerConfig } from './config.js'
 
 export interface ControllerMetricsSource {
   config: ControllerConfig
-  /** The HTTPS listener's pre-auth guard counters (null before the server exists). */
-  preAuth(): PreAuthStats | null
+  /** The HTTPS listener's pre-auth guard counters. */
+  preAuth(): PreAuthStats
 }
 
 export class ControllerMetrics {
@@ -27,7 +27,7 @@ export class ControllerMetrics {
       help: 'Accepted connections that have not finished TLS and sent one complete request head',
       registers: [this.registry],
       collect() {
-        this.set(src.preAuth()?.pending ?? 0)
+        this.set(src.preAuth().pending)
       },
     })
     const seen = { deadline: 0, 'per-address': 0 }
@@ -38,7 +38,7 @@ export class ControllerMetrics {
       registers: [this.registry],
       collect() {
         const s = src.preAuth()
-        const now = { deadline: s?.timedOut ?? 0, 'per-address': s?.refusedPerAddress ?? 0 }
+        const now = { deadline: s.timedOut, 'per-address': s.refusedPerAddress }
         for (const r of ['deadline', 'per-address'] as const) {
           this.inc({ reason: r }, Math.max(0, now[r] - seen[r]))
           seen[r] = Math.max(seen[r], now[r])

@@ -135,7 +135,14 @@ export async function startController(o: StartOptions): Promise<RunningControlle
 
     const edge = new EdgeRuntime(ctx, pki, signer)
     ctx.edge = edge
-    app = await buildServer(ctx, edge, state)
+    // Before authentication (TLS done and one complete request head) a connection holds a place
+    // per source address and has a deadline from TCP accept; see docs/security.md.
+    const httpLog = ctx.log('http')
+    const guard = new PreAuthGuard(
+      { deadlineMs: ctx.config.preAuthTimeoutMs, perAddress: ctx.config.maxPreAuthPerAddress },
+      (reason, address) => httpLog.warn({ reason, address }, 'unauthenticated connection dropped'),
+    )
+    app = await buildServer(ctx, edge, guard, state)
     const { host, port } = splitHostPort(ctx.config.listen)
     await app.listen({ host, port })
     const addr = app.server.address()
@@ -148,8 +155,7 @@ export async function startController(o: StartOptions): Promise<RunningControlle
     let metricsAddress: string | null = null
     if (ctx.config.metricsListen !== null) {
       const m = splitHostPort(ctx.config.metricsListen)
-      const guard = (app as FastifyInstance & { preAuth?: PreAuthGuard }).preAuth
-      metrics = new ControllerMetrics({ config: ctx.config, preAuth: () => guard?.stats() ?? null })
+      metrics = new ControllerMetrics({ config: ctx.config, preAuth: () => guard.stats() })
       metricsAddress = await metrics.listen(m.host, m.port)
     }
     log.info(
@@ -203,15 +209,9 @@ export async function startController(o: StartOptions): Promise<RunningControlle
 export async function buildServer(
   ctx: ControllerContext,
   edge: EdgeRuntime,
+  guard: PreAuthGuard,
   state: { closing: boolean } = { closing: false },
 ): Promise<FastifyInstance> {
-  const log = ctx.log('http')
-  // Before authentication (TLS done and one complete request head) a connection holds a place
-  // per source address and has a deadline from TCP accept; see docs/security.md.
-  const guard = new PreAuthGuard(
-    { deadlineMs: ctx.config.preAuthTimeoutMs, perAddress: ctx.config.maxPreAuthPerAddress },
-    (reason, address) => log.warn({ reason, address }, 'unauthenticated connection dropped'),
-  )
   const app = Fastify({
     https: { ...edge.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
     // our own server so that headersTimeout is checked often enough to matter (Node checks
@@ -345,6 +345,5 @@ export async function buildServer(
     c.get('/openapi/client.json', { schema: { hide: true } }, async () => c.swagger())
   })
   app.server.maxConnections = ctx.config.maxConnections
-  ;(app as FastifyInstance & { preAuth?: PreAuthGuard }).preAuth = guard
   return app
 }

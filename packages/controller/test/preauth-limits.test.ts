@@ -7,13 +7,16 @@
  */
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { connect as netConnect, type Socket } from 'node:net'
+import { connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
 import {
   freePort,
+  type HeldSocket,
+  holdTcp,
+  scrapeMetric,
   openSocketsTowards,
   runControllerToExit,
   spawnController,
@@ -23,33 +26,12 @@ import {
 
 const PREAUTH_MS = 1500
 
-interface Held {
-  socket: Socket
-  closed: Promise<number>
-}
-
-/** A TCP connection from `localAddress`; `closed` resolves (with the time) when it closes. */
-function tcp(port: number, localAddress: string): Promise<Held> {
-  return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: '127.0.0.1', port, localAddress })
-    socket.on('error', () => {})
-    const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())))
-    socket.once('connect', () => resolve({ socket, closed }))
-    socket.once('error', reject)
-  })
-}
-
 describe('controller pre-auth limits', () => {
   let c: TestController
   let dir: string
   let port: number
   let metricsPort: number
-  const metric = async (name: string, labels = ''): Promise<number> => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
-    const line = text.split('\n').find((l) => l.startsWith(name) && l.includes(labels))
-    assert.ok(line, `metric ${name}${labels} in\n${text}`)
-    return Number(line.split(' ').pop())
-  }
+  const metric = (name: string, labels = '') => scrapeMetric(`127.0.0.1:${metricsPort}`, name, labels)
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'np-ctl-preauth-'))
     metricsPort = await freePort()
@@ -73,8 +55,8 @@ describe('controller pre-auth limits', () => {
   })
 
   it('one address holds at most maxPreAuthPerAddress idle sockets, each only until the deadline', async () => {
-    const held: Held[] = []
-    for (let i = 0; i < 200; i++) held.push(await tcp(port, '127.0.0.2'))
+    const held: HeldSocket[] = []
+    for (let i = 0; i < 200; i++) held.push(await holdTcp(port, '127.0.0.2'))
     let closedCount = 0
     for (const h of held) void h.closed.then(() => closedCount++)
     // everything past the first 20 is refused at accept
@@ -107,10 +89,10 @@ describe('controller pre-auth limits', () => {
   })
 
   it('a full global cap (stalled TLS handshakes from three addresses) frees itself at the deadline', async () => {
-    const held: Held[] = []
+    const held: HeldSocket[] = []
     for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5']) {
       for (let i = 0; i < 20; i++) {
-        const h = await tcp(port, a)
+        const h = await holdTcp(port, a)
         // the first bytes of a TLS ClientHello, then nothing
         h.socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
         held.push(h)

@@ -115,9 +115,8 @@ export class RouterMetrics {
         const s = src.preAuth().stats
         const now = { deadline: s.timedOut, 'per-address': s.refusedPerAddress }
         for (const r of ['deadline', 'per-address'] as const) {
-          if (now[r] > dropped[r]) this.inc({ reason: r }, now[r] - dropped[r])
-          else this.inc({ reason: r }, 0)
-          dropped[r] = now[r]
+          this.inc({ reason: r }, Math.max(0, now[r] - dropped[r]))
+          dropped[r] = Math.max(dropped[r], now[r])
         }
       },
     })

@@ -6,38 +6,27 @@
  * the metrics say so. Attackers connect from 127.0.0.2-5, the SDK from 127.0.0.1.
  */
 import assert from 'node:assert/strict'
-import { connect, type Socket } from 'node:net'
 import { after, before, test } from 'node:test'
-import { type Cred, FakeController, openSocketsTowards, RawClient, waitFor } from '@nullport/testkit'
+import {
+  type Cred,
+  FakeController,
+  type HeldSocket,
+  holdTcp,
+  openSocketsTowards,
+  RawClient,
+  scrapeMetric,
+  waitFor,
+} from '@nullport/testkit'
 import { type RouterHandle, startRouter } from '../src/index.js'
 
 let fake: FakeController
 let router: RouterHandle
 let dialer: Cred
 let port: number
-let metricsUrl: string
+let metricsAddress: string
 
-interface Held {
-  socket: Socket
-  closed: Promise<void>
-}
-
-function tcp(localAddress: string): Promise<Held> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, localAddress })
-    socket.on('error', () => {})
-    const closed = new Promise<void>((r) => socket.once('close', () => r()))
-    socket.once('connect', () => resolve({ socket, closed }))
-    socket.once('error', reject)
-  })
-}
-
-async function metric(name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text()
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels))
-  assert.ok(line, `metric ${name}${labels} in\n${text}`)
-  return Number(line.split(' ').pop())
-}
+const tcp = (localAddress: string) => holdTcp(port, localAddress)
+const metric = (name: string, labels = '') => scrapeMetric(metricsAddress, name, labels)
 
 before(async () => {
   fake = new FakeController()
@@ -59,7 +48,7 @@ before(async () => {
   })
   await router.ready
   port = Number(router.address.split(':').pop())
-  metricsUrl = `http://${router.metricsAddress}/metrics`
+  metricsAddress = router.metricsAddress!
 })
 
 after(async () => {
@@ -68,7 +57,7 @@ after(async () => {
 })
 
 test('one address: at most maxPreAuthPerAddress idle sockets, each destroyed at the deadline', async () => {
-  const held: Held[] = []
+  const held: HeldSocket[] = []
   for (let i = 0; i < 100; i++) held.push(await tcp('127.0.0.2'))
   let closed = 0
   for (const h of held) void h.closed.then(() => closed++)
@@ -92,7 +81,7 @@ test('one address: at most maxPreAuthPerAddress idle sockets, each destroyed at 
 })
 
 test('stalled TLS handshakes filling maxConnections are destroyed at the deadline; the router serves again', async () => {
-  const held: Held[] = []
+  const held: HeldSocket[] = []
   for (const a of ['127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']) {
     for (let i = 0; i < 10; i++) {
       const h = await tcp(a)

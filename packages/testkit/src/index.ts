@@ -43,6 +43,7 @@ export {
   type TestNetwork,
 } from './network.js'
 export { CLI_BIN, REPO_ROOT } from './paths.js'
+export { type HeldSocket, holdTcp, scrapeMetric } from './attacker.js'
 export { freePort, listeningPorts, openSocketsTowards } from './ports.js'
 export { type ClientCredentials, RawClient } from './raw-client.js'
 export {

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict'
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -19,6 +18,7 @@ import { type RouterHandle, type StartRouterOptions, startRouter } from '@nullpo
 import { type Context, enroll, loadContext, type OverlaySocket } from '@nullport/sdk'
 import {
   ensureAllRouterPolicies,
+  scrapeMetric,
   startNetwork,
   type TestIdentity,
   type TestNetwork,
@@ -81,21 +81,7 @@ async function echo(s: OverlaySocket, text: string): Promise<string> {
   return done
 }
 
-async function metricValue(address: string, name: string): Promise<number> {
-  const text = await new Promise<string>((resolve, reject) => {
-    http
-      .get(`http://${address}/metrics`, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
-        res.on('error', reject)
-      })
-      .on('error', reject)
-  })
-  const line = text.split('\n').find((l) => l.startsWith(name))
-  assert.ok(line, `GET /metrics lists ${name}`)
-  return Number(line.slice(line.lastIndexOf(' ') + 1))
-}
+const metricValue = (address: string, name: string) => scrapeMetric(address, name)
 
 describe('router: certificate renewal', () => {
   let net: TestNetwork

@@ -136,12 +136,6 @@ export class PreAuthGuard {
     if (key !== undefined && this.release(key) !== undefined) this.authed++
   }
 
-  /** Whether the connection of `socket` is still waiting to authenticate. */
-  isPending(socket: Socket): boolean {
-    const key = keyOf(socket)
-    return key !== undefined && this.pending.has(key)
-  }
-
   stats(): PreAuthStats {
     return {
       pending: this.pending.size,
